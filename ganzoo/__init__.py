@@ -1,0 +1,1 @@
+"""ganzoo: a PyTorch Lightning GAN model zoo."""

@@ -1,0 +1,79 @@
+"""Lightning callbacks that count in generator steps: progress bar and evaluation."""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+
+class GeneratorStepProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, advanced per generator update instead of per batch."""
+
+    def __init__(self, refresh_rate: int = 10) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self._shown = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=pl_module.total_steps)
+        bar.initial = 0
+        bar.n = self._shown = pl_module.g_step
+        bar.set_description("generator steps")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g = pl_module.g_step
+        if g == self._shown or (g % self.refresh_rate and g != pl_module.total_steps):
+            return
+        self._shown = g
+        bar = self.train_progress_bar
+        bar.n = g
+        post = {k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_train.items()
+                if k in ("train/d_loss", "train/g_loss")}
+        post.update({k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_eval.items()})
+        bar.set_postfix(post, refresh=False)
+        bar.refresh()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # The epoch of an endless stream ends only when training does.
+        if self.train_progress_bar is not None and not self.train_progress_bar.disable:
+            self.train_progress_bar.close()
+
+
+class PeriodicEvaluation(L.Callback):
+    """Evaluate every ``every`` generator steps (0: never during training)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._last = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g = pl_module.g_step
+        if self.every > 0 and g % self.every == 0 and g != self._last and g > 0:
+            self._last = g
+            pl_module.evaluate()
+
+
+class GeneratorStepCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, triggered every ``every`` generator steps.
+
+    With manual optimisation the state after a generator update is exactly the state a
+    resumed run needs, so checkpoints are taken right after that update, named by the
+    generator step (``step=001000.ckpt``) rather than Lightning's optimiser-step count.
+    """
+
+    def __init__(self, every: int, **kwargs) -> None:
+        super().__init__(every_n_train_steps=0, **kwargs)
+        self.every = every
+        self._last_g = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g = pl_module.g_step
+        if g == 0 or g % self.every or g == self._last_g:
+            return
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        self._last_g = g
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)

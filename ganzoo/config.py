@@ -1,0 +1,56 @@
+"""Checks a composed config before any training starts.
+
+Every problem is one line naming the key, raised as ConfigError; ``train.py`` prints
+it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def _get(cfg: DictConfig, key: str):
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _check_int(cfg: DictConfig, key: str, minimum: int) -> None:
+    value = _get(cfg, key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that cannot work."""
+    _check_int(cfg, "steps", 1)
+    _check_int(cfg, "n_critic", 1)
+    _check_int(cfg, "log_every", 1)
+    _check_int(cfg, "eval_every", 0)
+    _check_int(cfg, "ckpt_every", 1)
+    _check_int(cfg, "seed", 0)
+    _check_int(cfg, "data.batch_size", 1)
+    _check_int(cfg, "model.latent_dim", 1)
+    for player in ("g", "d"):
+        lr = _get(cfg, f"optim.{player}.lr")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
+                               or not lr > 0):
+            raise ConfigError(f"optim.{player}.lr must be a positive number, got {lr!r}")
+    divergence = _get(cfg, "loss.divergence")
+    if divergence is not None:
+        from ganzoo.losses import F_DIVERGENCES
+
+        if divergence not in F_DIVERGENCES:
+            raise ConfigError(f"loss.divergence: unknown f-divergence {divergence!r}; "
+                              f"choose one of {', '.join(F_DIVERGENCES)}")

@@ -1,0 +1,1 @@
+"""Datamodules: toy distributions with known densities, and image datasets."""

@@ -1,0 +1,177 @@
+"""The GAN LightningModule: the alternating-update loop, written once.
+
+Algorithm 1 of Goodfellow et al. 2014 with k = ``n_critic``: every call of
+``training_step`` is one discriminator update on a fresh real batch, and every k-th
+call also updates the generator. The loop owns schedules and optimisers; the loss
+plugin (``ganzoo.losses``) owns the mathematics.
+
+Steps are counted as papers count them: ``g_step`` is the number of generator
+updates. Lightning's ``global_step`` counts every optimiser step (k + 1 per generator
+update) and is kept out of everything users see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ganzoo._compat import patch_lightning_pytree
+from ganzoo.losses import GANLoss
+
+patch_lightning_pytree()
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def has_batch_statistics(module: nn.Module) -> bool:
+    """True if the module's output for one sample depends on the rest of its batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a loss or critic output stops being finite."""
+
+
+class GAN(L.LightningModule):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        latent_dim: int,
+        n_critic: int = 1,
+        total_steps: int | None = None,
+        log_every: int = 50,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.latent_dim, self.n_critic = latent_dim, n_critic
+        self.total_steps, self.log_every = total_steps, log_every
+        self.g_step = 0  # generator updates done
+        self.d_step = 0  # critic updates done
+        # One critic pass over [real; fake] when no layer mixes samples of a batch.
+        self.fuse_critic_pass = not has_batch_statistics(discriminator)
+        self.last_train: dict[str, float] = {}  # last logged training figures (host floats)
+        self.last_eval: dict[str, float] = {}
+        self.evaluator: Callable[[GAN], dict[str, float]] | None = None
+        self.extra_checkpoint: dict = {}  # e.g. the generator's config, for sampling
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        opt_g = self.optimizer_g(self.generator.parameters())
+        opt_d = self.optimizer_d(self.discriminator.parameters())
+        return opt_g, opt_d
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.generator(z)
+
+    # --- one step -----------------------------------------------------------------------
+
+    def critic(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """Critic logits on real and fake, in one pass where that is exact."""
+        if self.fuse_critic_pass:
+            logits = self.discriminator(torch.cat([real, fake]))
+            return logits[: real.shape[0]], logits[real.shape[0]:]
+        return self.discriminator(real), self.discriminator(fake)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        opt_g, opt_d = self.optimizers()
+        n = real.shape[0]
+
+        # Critic update; the generator is frozen (no graph is built through it).
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake = self.generator(self.sample_z(n))
+        real_logits, fake_logits = self.critic(real, fake)
+        d_loss = self.loss.d_loss(real_logits, fake_logits)
+        penalty = self.loss.penalty(self.discriminator, real, fake)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss + penalty)
+        opt_d.step()
+        self.loss.after_d_step(self.discriminator)
+        self.untoggle_optimizer(opt_d)
+        self.d_step += 1
+        if self.d_step % self.n_critic:
+            return
+
+        # Generator update; the critic is frozen.
+        self.toggle_optimizer(opt_g)
+        fake_logits_g = self.discriminator(self.generator(self.sample_z(n)))
+        g_loss = self.loss.g_loss(fake_logits_g)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        self.g_step += 1
+        self.log("step", float(self.g_step), logger=False)  # names checkpoints by g_step
+
+        if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
+            with torch.no_grad():
+                figures = {
+                    "train/d_loss": d_loss,
+                    "train/g_loss": g_loss,
+                    "train/penalty": penalty,
+                    "train/divergence": self.loss.divergence(real_logits, fake_logits),
+                    "train/d_real": real_logits.mean(),
+                    "train/d_fake": fake_logits.mean(),
+                }
+            self.log_figures({k: v.item() for k, v in figures.items()})
+
+    # --- logging and evaluation -----------------------------------------------------------
+
+    def log_figures(self, figures: dict[str, float]) -> None:
+        """Send figures to every logger against the generator step, and keep them."""
+        bad = [k for k in ("train/d_loss", "train/g_loss") if k in figures
+               and not math.isfinite(figures[k])]
+        if bad:
+            raise NonFiniteLossError(
+                f"{bad[0]} became {figures[bad[0]]} at generator step {self.g_step}")
+        target = self.last_train if any(k.startswith("train/") for k in figures) else self.last_eval
+        target.update(figures)
+        for logger in self.loggers:
+            logger.log_metrics(figures, step=self.g_step)
+
+    def evaluate(self) -> dict[str, float]:
+        """Run the attached evaluator (set by the datamodule's owner) and log it."""
+        if self.evaluator is None:
+            return {}
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            figures = self.evaluator(self)
+        finally:
+            self.generator.train(was_training)
+        self.log_figures(figures)
+        return figures
+
+    @torch.no_grad()
+    def generate(self, n: int, seed: int = 0, batch_size: int = 4096) -> Tensor:
+        """n samples from fixed noise (the same seed gives the same points)."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        out = [self.generator(self.sample_z(min(batch_size, n - i), generator=gen))
+               for i in range(0, n, batch_size)]
+        return torch.cat(out)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
+                                "latent_dim": self.latent_dim, **self.extra_checkpoint}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("ganzoo", {})
+        self.g_step = int(state.get("g_step", 0))
+        self.d_step = int(state.get("d_step", 0))

@@ -1,0 +1,278 @@
+"""Adversarial loss plugins: each owns the mathematics of one GAN objective.
+
+Every plugin works on raw discriminator outputs ("logits": unbounded, shape (N,)
+or (N, 1)) and returns batch-mean scalars that the respective player *minimises*.
+Argument order is always real first. Only numerically stable forms are used
+(softplus / logsigmoid), with the probability form written beside them.
+
+    d_loss(real_logits, fake_logits)   discriminator objective
+    g_loss(fake_logits)                generator objective
+    penalty(D, real, fake)             regulariser added to d_loss (zero by default)
+    divergence(real_logits, fake_logits)
+                                       the divergence the current critic implies
+    after_d_step(D)                    constraint applied after each critic step
+
+References
+  Goodfellow et al. 2014, "Generative Adversarial Nets" (minimax, non-saturating).
+  Nowozin, Cseke & Tomioka 2016, "f-GAN", Tables 1 and 2 (fgan).
+  Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN" (wasserstein).
+  Gulrajani et al. 2017, "Improved Training of Wasserstein GANs" (wgan_gp).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOG2 = math.log(2.0)
+LOG4 = math.log(4.0)
+
+
+def _flat(logits: Tensor) -> Tensor:
+    """Accept (N,) or (N, 1) critic outputs; return (N,)."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return logits[:, 0]
+    if logits.dim() != 1:
+        raise ValueError(f"critic outputs must have shape (N,) or (N, 1), got {tuple(logits.shape)}")
+    return logits
+
+
+class GANLoss(nn.Module):
+    """Base class of the loss plugins. Subclasses implement d_loss and g_loss."""
+
+    #: Generator steps-per-critic-step and optimiser defaults live in the loss's YAML.
+    name: str = "gan"
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        """Regulariser on samples, added to the critic loss. None by default."""
+        return real.new_zeros(())
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The divergence between data and generator that the current critic implies."""
+        raise NotImplementedError
+
+    def after_d_step(self, D: nn.Module) -> None:
+        """Constraint applied to the critic after each of its optimiser steps."""
+
+    @property
+    def uses_gradient_penalty(self) -> bool:
+        return False
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+class Minimax(GANLoss):
+    """Goodfellow et al. 2014, Eq. 1: the original two-player game V(D, G).
+
+    D maximises E_P[log D(x)] + E_Q[log(1 - D(x))] with D = sigmoid(logit);
+    G minimises E_Q[log(1 - D(G(z)))]. This generator objective *saturates*: when D
+    confidently rejects fakes (logit -> -inf) its gradient vanishes like sigmoid(logit).
+
+    Optimal critic D*(x) = p/(p+q); then -min d_loss = 2 JS(P||Q) - log 4 (Thm. 1).
+    ``divergence`` returns the implied JS(P||Q) in nats, (log 4 - d_loss) / 2.
+    """
+
+    name = "minimax"
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real, fake = _flat(real_logits), _flat(fake_logits)
+        # -log sigmoid(r) - log(1 - sigmoid(f))
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        # log(1 - sigmoid(f)) = -softplus(f)
+        return -F.softplus(_flat(fake_logits)).mean()
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return 0.5 * (LOG4 - self.d_loss(real_logits, fake_logits))
+
+
+class NonSaturating(Minimax):
+    """Goodfellow et al. 2014, Sec. 3: same D; G maximises log D(G(z)) instead.
+
+    Same fixed point as minimax, but strong gradients early in training.
+    """
+
+    name = "nonsaturating"
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.softplus(-_flat(fake_logits)).mean()  # -log sigmoid(D(G(z)))
+
+
+# --- f-GAN ------------------------------------------------------------------------------
+# For each f-divergence of Nowozin et al. 2016 (Table 2): the output activation g_f, the
+# composition f*(g_f(v)) written in stable form, the generator f of Table 1, and its
+# derivative f' (the optimal critic T*(x) = f'(p(x)/q(x))). The critic is T = g_f(V).
+
+
+def _f_js(u: Tensor) -> Tensor:
+    return -(u + 1) * torch.log((1 + u) / 2) + torch.xlogy(u, u)
+
+
+F_DIVERGENCES: dict[str, dict] = {
+    "kl": dict(
+        activation=lambda v: v,
+        conj_act=lambda v: torch.exp(v - 1),  # f*(t) = exp(t - 1)
+        f=lambda u: torch.xlogy(u, u),
+        f_prime=lambda u: 1 + torch.log(u),
+    ),
+    "reverse_kl": dict(
+        activation=lambda v: -torch.exp(-v),
+        conj_act=lambda v: v - 1,  # f*(t) = -1 - log(-t), t = -exp(-v)
+        f=lambda u: -torch.log(u),
+        f_prime=lambda u: -1 / u,
+    ),
+    "pearson": dict(
+        activation=lambda v: v,
+        conj_act=lambda v: 0.25 * v * v + v,  # f*(t) = t^2/4 + t
+        f=lambda u: (u - 1) ** 2,
+        f_prime=lambda u: 2 * (u - 1),
+    ),
+    "neyman": dict(
+        activation=lambda v: 1 - torch.exp(-v),
+        conj_act=lambda v: 2 - 2 * torch.exp(-0.5 * v),  # f*(t) = 2 - 2 sqrt(1 - t)
+        f=lambda u: (1 - u) ** 2 / u,
+        f_prime=lambda u: 1 - 1 / u**2,
+    ),
+    "squared_hellinger": dict(
+        activation=lambda v: 1 - torch.exp(-v),
+        conj_act=lambda v: torch.expm1(v),  # f*(t) = t / (1 - t)
+        f=lambda u: (torch.sqrt(u) - 1) ** 2,
+        f_prime=lambda u: 1 - 1 / torch.sqrt(u),
+    ),
+    "js": dict(
+        activation=lambda v: LOG2 - F.softplus(-v),  # log 2 - log(1 + exp(-v))
+        conj_act=lambda v: F.softplus(v) - LOG2,  # f*(t) = -log(2 - exp(t))
+        f=_f_js,
+        f_prime=lambda u: torch.log(2 * u / (1 + u)),
+    ),
+    "gan": dict(
+        activation=lambda v: -F.softplus(-v),  # log sigmoid(v)
+        conj_act=lambda v: F.softplus(v),  # f*(t) = -log(1 - exp(t))
+        f=lambda u: torch.xlogy(u, u) - (u + 1) * torch.log(u + 1),
+        f_prime=lambda u: torch.log(u / (u + 1)),
+    ),
+    "total_variation": dict(
+        activation=lambda v: 0.5 * torch.tanh(v),
+        conj_act=lambda v: 0.5 * torch.tanh(v),  # f*(t) = t
+        f=lambda u: 0.5 * torch.abs(u - 1),
+        f_prime=lambda u: 0.5 * torch.sign(u - 1),
+    ),
+}
+
+
+class FGAN(GANLoss):
+    """Nowozin et al. 2016: variational divergence minimisation.
+
+    F(V) = E_P[g_f(V(x))] - E_Q[f*(g_f(V(x)))]; the critic maximises F, so
+    d_loss = -F. With the optimal critic T* = g_f(V*) = f'(p/q), F equals
+    D_f(P||Q) = sum_x q(x) f(p(x)/q(x)) with f from Table 1 (so ``js`` gives 2 JS and
+    ``gan`` gives 2 JS - log 4). The generator uses the paper's practical update,
+    maximising E_Q[g_f(V(G(z)))]. ``divergence`` returns the implied D_f, i.e. F.
+    """
+
+    name = "fgan"
+
+    def __init__(self, divergence: str = "js") -> None:
+        super().__init__()
+        if divergence not in F_DIVERGENCES:
+            raise ValueError(
+                f"loss.divergence: unknown f-divergence {divergence!r}; "
+                f"choose one of {', '.join(F_DIVERGENCES)}"
+            )
+        self.divergence_name = divergence
+
+    def activation(self, logits: Tensor) -> Tensor:
+        """g_f: maps a raw logit into the domain of f*."""
+        return F_DIVERGENCES[self.divergence_name]["activation"](_flat(logits))
+
+    def conjugate_of_activation(self, logits: Tensor) -> Tensor:
+        """f*(g_f(v)), computed in closed form rather than by composition."""
+        return F_DIVERGENCES[self.divergence_name]["conj_act"](_flat(logits))
+
+    def f(self, u: Tensor) -> Tensor:
+        """The generator function f of Table 1: D_f(P||Q) = E_Q[f(p/q)]."""
+        return F_DIVERGENCES[self.divergence_name]["f"](u)
+
+    def f_prime(self, u: Tensor) -> Tensor:
+        """f'(u): the optimal critic is T*(x) = f'(p(x)/q(x))."""
+        return F_DIVERGENCES[self.divergence_name]["f_prime"](u)
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        objective = self.activation(real_logits).mean() - self.conjugate_of_activation(fake_logits).mean()
+        return -objective
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -self.activation(fake_logits).mean()
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return -self.d_loss(real_logits, fake_logits)
+
+    def extra_repr(self) -> str:
+        return f"fgan, divergence={self.divergence_name}"
+
+
+class Wasserstein(GANLoss):
+    """Arjovsky et al. 2017: the critic estimates W1 = sup_{|f|_L<=1} E_P[f] - E_Q[f].
+
+    The Lipschitz constraint is enforced by clipping every critic weight to
+    [-clip, clip] after each critic step. ``divergence`` returns E_P[D] - E_Q[D], the
+    W1 estimate (up to the critic's Lipschitz constant).
+    """
+
+    name = "wasserstein"
+
+    def __init__(self, clip: float = 0.01) -> None:
+        super().__init__()
+        self.clip = clip
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return _flat(fake_logits).mean() - _flat(real_logits).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -_flat(fake_logits).mean()
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return _flat(real_logits).mean() - _flat(fake_logits).mean()
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        if self.clip > 0:
+            for p in D.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+
+class WGANGP(Wasserstein):
+    """Gulrajani et al. 2017, Algorithm 1: W1 critic with a two-sided gradient penalty.
+
+    penalty = lambda * E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z),
+    eps ~ U[0, 1] per sample, gradients flattened per sample. No weight clipping.
+    """
+
+    name = "wgan_gp"
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__(clip=0.0)
+        self.gp_weight = gp_weight
+
+    @property
+    def uses_gradient_penalty(self) -> bool:
+        return True
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+        x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+        out = D(x_hat)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        norm = grad.flatten(1).norm(2, dim=1)  # (N,)
+        return self.gp_weight * ((norm - 1) ** 2).mean()

@@ -1,0 +1,72 @@
+"""Pictures a person looks at first: samples over the data, with the critic behind them.
+
+matplotlib is imported only when a picture is drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def _critic_on(D: nn.Module, x: Tensor) -> Tensor:
+    was_training = D.training
+    D.eval()
+    try:
+        return torch.cat([D(chunk) for chunk in x.split(8192)]).reshape(-1).float().cpu()
+    finally:
+        D.train(was_training)
+
+
+def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: str = "") -> None:
+    """2-D: generated points over data, critic output as heat map.
+    1-D: data and generator histograms with the critic's curve (Goodfellow et al. 2014,
+    Fig. 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
+    device = next(D.parameters()).device
+    fig, ax = plt.subplots(figsize=(6, 6) if real.shape[1] == 2 else (7, 4), dpi=110)
+    if real.shape[1] == 2:
+        both = torch.cat([real, fake])
+        lo = torch.quantile(both, 0.002, dim=0)
+        hi = torch.quantile(both, 0.998, dim=0)
+        pad = 0.15 * (hi - lo).max().clamp(min=0.5)
+        lo, hi = real.min(0).values.minimum(lo) - pad, real.max(0).values.maximum(hi) + pad
+        xs = torch.linspace(lo[0].item(), hi[0].item(), 200)
+        ys = torch.linspace(lo[1].item(), hi[1].item(), 200)
+        gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+        grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+        logits = _critic_on(D, grid.to(device)).reshape(200, 200)
+        mesh = ax.pcolormesh(gx.numpy(), gy.numpy(), logits.numpy(), cmap="coolwarm", shading="auto", alpha=0.8)
+        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label="critic output D(x)")
+        ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=4, c="k", alpha=0.3, label="data")
+        ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=4, c="#f5b800", alpha=0.6, label="generated")
+        ax.set_xlim(lo[0].item(), hi[0].item())
+        ax.set_ylim(lo[1].item(), hi[1].item())
+        ax.set_aspect("equal")
+    else:
+        lo = min(real.min().item(), fake.min().item())
+        hi = max(real.max().item(), fake.max().item())
+        bins = torch.linspace(lo, hi, 121).numpy()
+        ax.hist(real[:, 0].numpy(), bins=bins, density=True, alpha=0.5, color="k", label="data")
+        ax.hist(fake[:, 0].numpy(), bins=bins, density=True, alpha=0.5, color="#2a9d8f",
+                label="generated")
+        xs = torch.linspace(lo, hi, 400)
+        critic = torch.sigmoid(_critic_on(D, xs[:, None].to(device)))
+        ax2 = ax.twinx()
+        ax2.plot(xs.numpy(), critic.numpy(), color="#e76f51", label="sigmoid(D(x))")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("sigmoid of critic output")
+        ax.set_ylabel("density")
+    ax.legend(loc="upper right", fontsize=8, markerscale=3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

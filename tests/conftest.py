@@ -1,0 +1,31 @@
+"""Shared fixtures: compose the real Hydra config exactly as train.py does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """make_cfg(*overrides) -> DictConfig writing into tmp_path, small by default."""
+
+    def _make(*overrides: str, fast: bool = True):
+        GlobalHydra.instance().clear()
+        small = ["steps=6", "log_every=2", "eval_every=0", "data.n_train=512",
+                 "data.n_eval=200", "trainer.enable_progress_bar=false"] if fast else []
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("train", overrides=[f"out_dir={tmp_path}", *small, *overrides])
+
+    yield _make
+    GlobalHydra.instance().clear()

@@ -1,0 +1,108 @@
+"""Every option of every config group composes and instantiates; bad values are refused."""
+
+import subprocess
+import sys
+
+import hydra
+import pytest
+import torch
+
+from ganzoo.config import ConfigError, validate
+from ganzoo.losses import GANLoss
+
+from .conftest import ROOT, group_options
+
+
+def test_config_groups_exist():
+    assert {"minimax", "nonsaturating", "fgan", "wasserstein", "wgan_gp"} <= set(
+        group_options("loss"))
+    assert {"ring", "grid", "gauss1d"} <= set(group_options("data"))
+    assert "mlp" in group_options("model")
+
+
+@pytest.mark.parametrize("loss", group_options("loss"))
+def test_every_loss_instantiates_on_its_own(make_cfg, loss):
+    cfg = make_cfg(f"loss={loss}")
+    validate(cfg)
+    plugin = hydra.utils.instantiate(cfg.loss)
+    assert isinstance(plugin, GANLoss)
+    for player in ("g", "d"):
+        opt = hydra.utils.instantiate(cfg.optim[player])([torch.nn.Parameter(torch.zeros(2))])
+        assert isinstance(opt, torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("data", group_options("data"))
+@pytest.mark.parametrize("model", group_options("model"))
+def test_every_model_and_data_build(make_cfg, model, data):
+    cfg = make_cfg(f"model={model}", f"data={data}")
+    dm = hydra.utils.instantiate(cfg.data)
+    G = hydra.utils.instantiate(cfg.model.generator)
+    D = hydra.utils.instantiate(cfg.model.discriminator)
+    x = G(torch.randn(4, cfg.model.latent_dim))
+    assert tuple(x.shape) == (4, *dm.shape)
+    assert D(x).shape == (4,)
+
+
+@pytest.mark.parametrize("group", ["logger", "trainer", "optim"])
+def test_other_groups_compose(make_cfg, group):
+    for option in group_options(group):
+        make_cfg(f"{group}={option}")
+
+
+def test_loss_brings_its_papers_defaults(make_cfg):
+    gp = make_cfg("loss=wgan_gp")
+    assert gp.n_critic == 5 and gp.loss.gp_weight == 10.0
+    assert gp.optim.d.lr == 1e-4 and list(gp.optim.d.betas) == [0.0, 0.9]
+    assert gp.optim.d._target_ == "torch.optim.Adam"
+    w = make_cfg("loss=wasserstein")
+    assert w.n_critic == 5 and w.loss.clip == 0.01
+    assert w.optim.g._target_ == "torch.optim.RMSprop" and w.optim.g.lr == 5e-5
+    ns = make_cfg("loss=nonsaturating")
+    assert ns.n_critic == 1
+    # every value stays overridable
+    assert make_cfg("loss=wgan_gp", "n_critic=2", "optim.d.lr=3e-4").optim.d.lr == 3e-4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("steps=0", "steps must be >= 1, got 0"),
+    ("steps=-5", "steps must be >= 1, got -5"),
+    ("n_critic=0", "n_critic must be >= 1, got 0"),
+    ("optim.g.lr=-1e-3", "optim.g.lr must be a positive number, got -0.001"),
+    ("optim.d.lr=0", "optim.d.lr must be a positive number, got 0"),
+    ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
+])
+def test_nonsensical_values_are_refused(make_cfg, override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg(override))
+    assert str(err.value) == message
+
+
+def test_unknown_divergence_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match="loss.divergence: unknown f-divergence 'hellinger'"):
+        validate(make_cfg("loss=fgan", "loss.divergence=hellinger"))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
+    res = _cli("steps=0", f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: steps must be >= 1, got 0"
+    res = _cli("loss=fgan", "loss.divergence=hellinger", f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "error: loss.divergence: unknown f-divergence 'hellinger'; choose one of kl, "
+        "reverse_kl, pearson, neyman, squared_hellinger, js, gan, total_variation"]
+
+
+def test_cli_unknown_option_lists_what_exists(tmp_path):
+    res = _cli("loss=foo", f"hydra.run.dir={tmp_path}")
+    assert res.returncode != 0
+    assert "Could not find 'loss/foo'" in res.stderr
+    assert "nonsaturating" in res.stderr and "wgan_gp" in res.stderr
+    res = _cli("stepz=5", f"hydra.run.dir={tmp_path}")
+    assert res.returncode != 0
+    assert "Key 'stepz' is not in struct" in res.stderr

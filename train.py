@@ -1,0 +1,154 @@
+"""ganzoo's entry point: train one composition of model, data and loss.
+
+    uv run train.py                                   # ring of 8 Gaussians, MLPs, NS-GAN
+    uv run train.py loss=wgan_gp data=grid seed=1 steps=5000
+    uv run train.py -m loss=minimax,nonsaturating,fgan,wgan_gp seed=0,1,2
+
+``train(cfg)`` is importable and returns the final metrics. A run directory holds
+metrics.json, samples.png and checkpoints/last.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("ganzoo")
+
+
+def _instantiate(node, what: str, **kwargs):
+    """hydra.utils.instantiate with the constructor's own message on failure."""
+    from hydra.errors import InstantiationException
+
+    from ganzoo.config import ConfigError
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"{what}: {cause}") from exc
+
+
+def _json_safe(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train the GAN that ``cfg`` composes; write the run's outputs; return its metrics."""
+    start = time.perf_counter()
+    from ganzoo.config import validate
+
+    validate(cfg)
+    # Heavy imports only once the config is known to be good.
+    import lightning as L
+    import torch
+
+    from ganzoo.callbacks import (GeneratorStepCheckpoint, GeneratorStepProgressBar,
+                                  PeriodicEvaluation)
+    from ganzoo.gan import GAN, NonFiniteLossError
+    from ganzoo.plots import plot_toy
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    dm = _instantiate(cfg.data, "data")
+    generator = _instantiate(cfg.model.generator, "model.generator")
+    discriminator = _instantiate(cfg.model.discriminator, "model.discriminator")
+    loss = _instantiate(cfg.loss, "loss")
+    module = GAN(
+        generator, discriminator, loss,
+        optimizer_g=_instantiate(cfg.optim.g, "optim.g"),
+        optimizer_d=_instantiate(cfg.optim.d, "optim.d"),
+        latent_dim=cfg.model.latent_dim, n_critic=cfg.n_critic,
+        total_steps=cfg.steps, log_every=cfg.log_every,
+    )
+    module.extra_checkpoint = {
+        "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),
+        "data": {"name": dm.name, "shape": list(dm.shape)},
+    }
+    module.evaluator = lambda m: dm.evaluate(m.generate(dm.n_eval, seed=cfg.seed))
+
+    k = cfg.n_critic
+    checkpoint = GeneratorStepCheckpoint(
+        cfg.ckpt_every, dirpath=out / "checkpoints", filename="{step:06d}", save_last=True,
+        save_top_k=1)
+    loggers = [_instantiate(node, f"logger.{name}") for name, node in (cfg.logger or {}).items()]
+    trainer = _instantiate(
+        cfg.trainer, "trainer",
+        max_steps=cfg.steps * (k + 1),  # Lightning counts k critic + 1 generator step
+        logger=loggers or False,
+        callbacks=[PeriodicEvaluation(cfg.eval_every), checkpoint]
+        + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+        default_root_dir=str(out),
+        log_every_n_steps=1,
+    )
+
+    metrics: dict = {"status": "completed"}
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    except NonFiniteLossError as exc:
+        metrics = {"status": "diverged", "reason": str(exc)}
+    final = module.last_eval if module.last_eval and cfg.eval_every and \
+        module.g_step % cfg.eval_every == 0 else module.evaluate()
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+
+    with torch.no_grad():
+        fake = module.generate(dm.n_eval, seed=cfg.seed)
+    title = (f"{dm.name} · {cfg.model.name} · {type(loss).__name__} · "
+             f"{module.g_step} generator steps")
+    plot_toy(out / "samples.png", dm.train_set[: dm.n_eval], fake, discriminator, title)
+
+    metrics.update({"steps": module.g_step, "wall_time_s": time.perf_counter() - start})
+    metrics.update(final)
+    metrics.update({k: v for k, v in module.last_train.items()})
+    (out / "metrics.json").write_text(
+        json.dumps({k: _json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
+    _report(cfg, metrics, out)
+    if metrics["status"] != "completed":
+        raise NonFiniteLossError(metrics["reason"])
+    return metrics
+
+
+def _report(cfg: DictConfig, metrics: dict, out: Path) -> None:
+    rows = [("generator steps", f"{metrics['steps']}"),
+            ("wall time", f"{metrics['wall_time_s']:.1f} s")]
+    if "eval/modes" in metrics:
+        n_modes = len(hydra.utils.instantiate(cfg.data.distribution).means)
+        rows += [("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"),
+                 ("high quality", f"{metrics['eval/hq']:.1f} %"),
+                 ("reverse KL", f"{metrics['eval/reverse_kl']:.4f}")]
+    rows.append(("run directory", str(out)))
+    print(f"\nganzoo · {cfg.data.name} · {cfg.model.name} · "
+          f"{hydra.core.hydra_config.HydraConfig.get().runtime.choices.get('loss', '')} · "
+          f"seed {cfg.seed}" if hydra.core.hydra_config.HydraConfig.initialized() else "")
+    for name, value in rows:
+        print(f"  {name:<16} {value}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from ganzoo.config import ConfigError
+    from ganzoo.gan import NonFiniteLossError
+
+    try:
+        train(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except NonFiniteLossError as exc:
+        print(f"error: training diverged: {exc}", file=sys.stderr)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
