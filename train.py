@@ -70,7 +70,7 @@ def train(cfg: DictConfig) -> dict:
         optimizer_g=_instantiate(cfg.optim.g, "optim.g"),
         optimizer_d=_instantiate(cfg.optim.d, "optim.d"),
         latent_dim=cfg.model.latent_dim, n_critic=cfg.n_critic,
-        total_steps=cfg.steps, log_every=cfg.log_every,
+        total_steps=cfg.steps, log_every=cfg.log_every, lr_decay=cfg.lr_decay,
     )
     module.extra_checkpoint = {
         "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),

@@ -47,6 +47,9 @@ def validate(cfg: DictConfig) -> None:
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
                                or not lr > 0):
             raise ConfigError(f"optim.{player}.lr must be a positive number, got {lr!r}")
+    decay = _get(cfg, "lr_decay")
+    if decay is not None and decay not in ("none", "linear"):
+        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {decay!r}")
     divergence = _get(cfg, "loss.divergence")
     if divergence is not None:
         from ganzoo.losses import F_DIVERGENCES

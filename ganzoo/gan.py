@@ -48,6 +48,7 @@ class GAN(L.LightningModule):
         n_critic: int = 1,
         total_steps: int | None = None,
         log_every: int = 50,
+        lr_decay: str = "none",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -55,6 +56,11 @@ class GAN(L.LightningModule):
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.total_steps, self.log_every = total_steps, log_every
+        if lr_decay not in ("none", "linear"):
+            raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
+        if lr_decay == "linear" and not total_steps:
+            raise ValueError("lr_decay=linear needs the run length (total_steps)")
+        self.lr_decay = lr_decay
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
@@ -69,7 +75,16 @@ class GAN(L.LightningModule):
     def configure_optimizers(self):
         opt_g = self.optimizer_g(self.generator.parameters())
         opt_d = self.optimizer_d(self.discriminator.parameters())
-        return opt_g, opt_d
+        if self.lr_decay == "none":
+            return opt_g, opt_d
+        # Linear decay to zero over the run, stepped once per generator update.
+        total = self.total_steps
+
+        def factor(g_step: int) -> float:
+            return max(0.0, 1.0 - g_step / total)
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
@@ -116,6 +131,8 @@ class GAN(L.LightningModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
         self.g_step += 1
+        for sched in self.lr_schedulers() or []:
+            sched.step()
         self.log("step", float(self.g_step), logger=False)  # names checkpoints by g_step
 
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
@@ -128,7 +145,10 @@ class GAN(L.LightningModule):
                     "train/d_real": real_logits.mean(),
                     "train/d_fake": fake_logits.mean(),
                 }
-            self.log_figures({k: v.item() for k, v in figures.items()})
+            figures = {k: v.item() for k, v in figures.items()}
+            figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
+            figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
+            self.log_figures(figures)
 
     # --- logging and evaluation -----------------------------------------------------------
 

@@ -110,3 +110,15 @@ def test_default_run_outputs(make_cfg, tmp_path, capsys):
     out = capsys.readouterr().out
     for line in ("generator steps", "wall time", "modes covered", "high quality", "reverse KL"):
         assert line in out
+
+
+def test_default_run_covers_the_ring(make_cfg, tmp_path):
+    """The embedded default (`uv run train.py`) finds all 8 modes with >= 90% quality."""
+    cfg = make_cfg("trainer.enable_progress_bar=false", fast=False)
+    assert (cfg.data.name, cfg.model.name, cfg.loss._target_) == (
+        "ring", "mlp", "ganzoo.losses.NonSaturating")
+    metrics = train(cfg)
+    assert metrics["steps"] == cfg.steps
+    assert metrics["eval/modes"] == 8.0
+    assert metrics["eval/hq"] >= 90.0
+    assert metrics["eval/reverse_kl"] <= 0.05
