@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("ganzoo")
@@ -48,12 +49,13 @@ def train(cfg: DictConfig) -> dict:
     validate(cfg)
     # Heavy imports only once the config is known to be good.
     import lightning as L
-    import torch
 
-    from ganzoo.callbacks import (GeneratorStepCheckpoint, GeneratorStepProgressBar,
-                                  PeriodicEvaluation)
+    from ganzoo.callbacks import (
+        GeneratorStepCheckpoint,
+        GeneratorStepProgressBar,
+        PeriodicEvaluation,
+    )
     from ganzoo.gan import GAN, NonFiniteLossError
-    from ganzoo.plots import plot_toy
 
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -76,7 +78,7 @@ def train(cfg: DictConfig) -> dict:
         "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),
         "data": {"name": dm.name, "shape": list(dm.shape)},
     }
-    module.evaluator = lambda m: dm.evaluate(m.generate(dm.n_eval, seed=cfg.seed))
+    module.evaluator = dm.evaluate
 
     k = cfg.n_critic
     checkpoint = GeneratorStepCheckpoint(
@@ -102,35 +104,35 @@ def train(cfg: DictConfig) -> dict:
         module.g_step % cfg.eval_every == 0 else module.evaluate()
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
 
-    with torch.no_grad():
-        fake = module.generate(dm.n_eval, seed=cfg.seed)
     title = (f"{dm.name} · {cfg.model.name} · {type(loss).__name__} · "
              f"{module.g_step} generator steps")
-    plot_toy(out / "samples.png", dm.train_set[: dm.n_eval], fake, discriminator, title)
+    dm.plot(out / "samples.png", module, title)
 
     metrics.update({"steps": module.g_step, "wall_time_s": time.perf_counter() - start})
     metrics.update(final)
     metrics.update({k: v for k, v in module.last_train.items()})
     (out / "metrics.json").write_text(
         json.dumps({k: _json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
-    _report(cfg, metrics, out)
+    _report(cfg, metrics, out, getattr(dm, "n_modes", None))
     if metrics["status"] != "completed":
         raise NonFiniteLossError(metrics["reason"])
     return metrics
 
 
-def _report(cfg: DictConfig, metrics: dict, out: Path) -> None:
+def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None) -> None:
     rows = [("generator steps", f"{metrics['steps']}"),
             ("wall time", f"{metrics['wall_time_s']:.1f} s")]
     if "eval/modes" in metrics:
-        n_modes = len(hydra.utils.instantiate(cfg.data.distribution).means)
         rows += [("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"),
                  ("high quality", f"{metrics['eval/hq']:.1f} %"),
                  ("reverse KL", f"{metrics['eval/reverse_kl']:.4f}")]
     rows.append(("run directory", str(out)))
-    print(f"\nganzoo · {cfg.data.name} · {cfg.model.name} · "
-          f"{hydra.core.hydra_config.HydraConfig.get().runtime.choices.get('loss', '')} · "
-          f"seed {cfg.seed}" if hydra.core.hydra_config.HydraConfig.initialized() else "")
+    loss = cfg.loss._target_.rsplit(".", 1)[-1].lower()
+    if HydraConfig.initialized():
+        loss = HydraConfig.get().runtime.choices.get("loss", loss)
+    if "divergence" in cfg.loss:
+        loss += f" ({cfg.loss.divergence})"
+    print(f"\nganzoo · {cfg.data.name} · {cfg.model.name} · {loss} · seed {cfg.seed}")
     for name, value in rows:
         print(f"  {name:<16} {value}")
 

@@ -36,7 +36,8 @@ def _flat(logits: Tensor) -> Tensor:
     if logits.dim() == 2 and logits.shape[1] == 1:
         return logits[:, 0]
     if logits.dim() != 1:
-        raise ValueError(f"critic outputs must have shape (N,) or (N, 1), got {tuple(logits.shape)}")
+        raise ValueError(
+            f"critic outputs must have shape (N,) or (N, 1), got {tuple(logits.shape)}")
     return logits
 
 
@@ -209,8 +210,8 @@ class FGAN(GANLoss):
         return F_DIVERGENCES[self.divergence_name]["f_prime"](u)
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        objective = self.activation(real_logits).mean() - self.conjugate_of_activation(fake_logits).mean()
-        return -objective
+        real_term = self.activation(real_logits).mean()
+        return self.conjugate_of_activation(fake_logits).mean() - real_term
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
         return -self.activation(fake_logits).mean()

@@ -44,10 +44,12 @@ def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: 
         gx, gy = torch.meshgrid(xs, ys, indexing="xy")
         grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
         logits = _critic_on(D, grid.to(device)).reshape(200, 200)
-        mesh = ax.pcolormesh(gx.numpy(), gy.numpy(), logits.numpy(), cmap="coolwarm", shading="auto", alpha=0.8)
+        mesh = ax.pcolormesh(gx.numpy(), gy.numpy(), logits.numpy(), cmap="coolwarm",
+                             shading="auto", alpha=0.8)
         fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label="critic output D(x)")
         ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=4, c="k", alpha=0.3, label="data")
-        ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=4, c="#f5b800", alpha=0.6, label="generated")
+        ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=4, c="#f5b800", alpha=0.6,
+                   label="generated")
         ax.set_xlim(lo[0].item(), hi[0].item())
         ax.set_ylim(lo[1].item(), hi[1].item())
         ax.set_aspect("equal")

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from ganzoo.losses import (F_DIVERGENCES, FGAN, WGANGP, Minimax, NonSaturating,
-                           Wasserstein)
+from ganzoo.losses import F_DIVERGENCES, FGAN, WGANGP, Minimax, NonSaturating, Wasserstein
 
 REAL = [1.5, -0.5, 2.0]
 FAKE = [-1.0, 0.25, -3.0, 0.75]

@@ -82,7 +82,7 @@ def test_k_to_1_schedule_and_toggling(make_cfg, monkeypatch):
     assert module.d_step == 12
     # Each critic update sees a fresh real batch.
     batches = module.real_batches
-    assert all(not torch.equal(a, b) for a, b in zip(batches, batches[1:]))
+    assert all(not torch.equal(a, b) for a, b in zip(batches, batches[1:], strict=False))
 
 
 def test_global_step_does_not_leak_into_outputs(make_cfg, tmp_path):

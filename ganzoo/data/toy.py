@@ -127,7 +127,20 @@ class ToyDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         self.batches.load_state_dict(state_dict)
 
-    def evaluate(self, samples: Tensor) -> dict[str, float]:
-        """PacGAN-protocol metrics of generated samples (N, d)."""
+    @property
+    def n_modes(self) -> int:
+        return self.distribution.means.shape[0]
+
+    # --- the datamodule side of evaluation (train.py calls these) ---------------------
+
+    def evaluate(self, module) -> dict[str, float]:
+        """PacGAN-protocol metrics on ``n_eval`` samples from fixed noise."""
         d = self.distribution
-        return mode_metrics(samples, d.means, d.stds)
+        return mode_metrics(module.generate(self.n_eval, seed=self.seed), d.means, d.stds)
+
+    def plot(self, path, module, title: str = "") -> None:
+        """samples.png: generated points over the data, the critic as a heat map."""
+        from ganzoo.plots import plot_toy
+
+        fake = module.generate(self.n_eval, seed=self.seed)
+        plot_toy(path, self.train_set[: self.n_eval], fake, module.discriminator, title)
