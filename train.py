@@ -37,6 +37,22 @@ def _instantiate(node, what: str, **kwargs):
         raise ConfigError(f"{what}: {cause}") from exc
 
 
+def _prepare_models(cfg: DictConfig, dm, generator, discriminator, loss) -> None:
+    """Spectral norm on D if asked; refuse a G, D, data and loss that cannot work together."""
+    from ganzoo.config import ConfigError
+    from ganzoo.nets.layers import check_models, spectral_normalize
+
+    if cfg.model.get("spectral_norm", False):
+        spectral_normalize(discriminator)
+    penalty = f"loss={loss.name}" if loss.uses_gradient_penalty else None
+    if cfg.get("r1_gamma", 0):
+        penalty = "r1_gamma > 0"
+    try:
+        check_models(generator, discriminator, dm.shape, penalty)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def _json_safe(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
@@ -67,6 +83,7 @@ def train(cfg: DictConfig) -> dict:
     generator = _instantiate(cfg.model.generator, "model.generator")
     discriminator = _instantiate(cfg.model.discriminator, "model.discriminator")
     loss = _instantiate(cfg.loss, "loss")
+    _prepare_models(cfg, dm, generator, discriminator, loss)
     module = GAN(
         generator, discriminator, loss,
         optimizer_g=_instantiate(cfg.optim.g, "optim.g"),

@@ -6,11 +6,14 @@ import sys
 import hydra
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from ganzoo.config import ConfigError, validate
 from ganzoo.losses import GANLoss
 
 from .conftest import ROOT, group_options
+
+IMAGE_MODELS = {"dcgan", "resnet"}
 
 
 def test_config_groups_exist():
@@ -36,6 +39,14 @@ def test_every_loss_instantiates_on_its_own(make_cfg, loss):
 def test_every_model_and_data_build(make_cfg, model, data):
     cfg = make_cfg(f"model={model}", f"data={data}")
     dm = hydra.utils.instantiate(cfg.data)
+    if model in IMAGE_MODELS and len(dm.shape) != 3:  # an image network on points: refused
+        for net in ("generator", "discriminator"):
+            with pytest.raises(InstantiationException) as err:
+                hydra.utils.instantiate(cfg.model[net])
+            assert str(err.value.__cause__) == (
+                f"model: {model} generates 16x16, 32x32 or 64x64 images, "
+                f"data.shape is {list(dm.shape)}")
+        return
     G = hydra.utils.instantiate(cfg.model.generator)
     D = hydra.utils.instantiate(cfg.model.discriminator)
     x = G(torch.randn(4, cfg.model.latent_dim))
