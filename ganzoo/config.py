@@ -36,6 +36,10 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
     _check_int(cfg, "steps", 1)
     _check_int(cfg, "n_critic", 1)
+    _check_int(cfg, "r1_every", 1)
+    r1 = _get(cfg, "r1_gamma")
+    if r1 is not None and (isinstance(r1, bool) or not isinstance(r1, (int, float)) or r1 < 0):
+        raise ConfigError(f"r1_gamma must be a number >= 0, got {r1!r}")
     _check_int(cfg, "log_every", 1)
     _check_int(cfg, "eval_every", 0)
     _check_int(cfg, "ckpt_every", 1)

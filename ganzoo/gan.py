@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo._compat import patch_lightning_pytree
-from ganzoo.losses import GANLoss
+from ganzoo.losses import GANLoss, r1_penalty
 
 patch_lightning_pytree()
 
@@ -49,6 +49,8 @@ class GAN(L.LightningModule):
         total_steps: int | None = None,
         log_every: int = 50,
         lr_decay: str = "none",
+        r1_gamma: float = 0.0,
+        r1_every: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -61,6 +63,15 @@ class GAN(L.LightningModule):
         if lr_decay == "linear" and not total_steps:
             raise ValueError("lr_decay=linear needs the run length (total_steps)")
         self.lr_decay = lr_decay
+        # R1 on real data (Mescheder et al. 2018), lazily every r1_every critic steps and
+        # then scaled by r1_every (Karras et al. 2020, StyleGAN2 Sec. 3.1).
+        if r1_gamma < 0 or r1_every < 1:
+            raise ValueError(f"r1_gamma must be >= 0 and r1_every >= 1, got {r1_gamma}, "
+                             f"{r1_every}")
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
+        # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
+        # for real batches, uniform draws for fakes.
+        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
@@ -89,30 +100,49 @@ class GAN(L.LightningModule):
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.generator(z)
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        if not self.num_classes:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    def D(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.discriminator(x) if y is None else self.discriminator(x, y)
+
+    def r1(self, real: Tensor, labels: Tensor | None) -> Tensor:
+        """The R1 term of this critic step: zero except every r1_every-th step."""
+        if not self.r1_gamma or self.d_step % self.r1_every:
+            return real.new_zeros(())
+        return self.r1_every * r1_penalty(lambda x: self.D(x, labels), real, self.r1_gamma)
 
     # --- one step -----------------------------------------------------------------------
 
-    def critic(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    def critic(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
+               y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Critic logits on real and fake, in one pass where that is exact."""
         if self.fuse_critic_pass:
-            logits = self.discriminator(torch.cat([real, fake]))
+            y = None if y_real is None else torch.cat([y_real, y_fake])
+            logits = self.D(torch.cat([real, fake]), y)
             return logits[: real.shape[0]], logits[real.shape[0]:]
-        return self.discriminator(real), self.discriminator(fake)
+        return self.D(real, y_real), self.D(fake, y_fake)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        y_real = batch[1] if self.num_classes else None
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
 
         # Critic update; the generator is frozen (no graph is built through it).
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake = self.generator(self.sample_z(n))
-        real_logits, fake_logits = self.critic(real, fake)
+            y_fake = self.sample_labels(n)
+            fake = self(self.sample_z(n), y_fake)
+        real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        penalty = self.loss.penalty(self.discriminator, real, fake)
+        critic = self.discriminator if y_real is None else (lambda x: self.D(x, y_real))
+        penalty = self.loss.penalty(critic, real, fake) + self.r1(real, y_real)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss + penalty)
         opt_d.step()
@@ -124,7 +154,8 @@ class GAN(L.LightningModule):
 
         # Generator update; the critic is frozen.
         self.toggle_optimizer(opt_g)
-        fake_logits_g = self.discriminator(self.generator(self.sample_z(n)))
+        y_g = self.sample_labels(n)
+        fake_logits_g = self.D(self(self.sample_z(n), y_g), y_g)
         g_loss = self.loss.g_loss(fake_logits_g)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
@@ -178,10 +209,23 @@ class GAN(L.LightningModule):
         return figures
 
     @torch.no_grad()
-    def generate(self, n: int, seed: int = 0, batch_size: int = 4096) -> Tensor:
-        """n samples from fixed noise (the same seed gives the same points)."""
+    def generate(self, n: int, seed: int = 0, batch_size: int = 4096,
+                 labels: Tensor | None = None) -> Tensor:
+        """n samples from fixed noise (the same seed gives the same points).
+
+        A conditional generator makes the classes ``labels`` (N,), by default
+        0, 1, ..., num_classes - 1 in turn.
+        """
+        if labels is not None and not self.num_classes:
+            raise ValueError("labels: this generator is not class-conditional")
+        if self.num_classes:
+            labels = (torch.arange(n) % self.num_classes if labels is None
+                      else torch.as_tensor(labels)).to(self.device)
+            if labels.shape != (n,):
+                raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        out = [self.generator(self.sample_z(min(batch_size, n - i), generator=gen))
+        out = [self(self.sample_z(min(batch_size, n - i), generator=gen),
+                    None if labels is None else labels[i:i + batch_size])
                for i in range(0, n, batch_size)]
         return torch.cat(out)
 

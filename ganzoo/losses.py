@@ -17,6 +17,10 @@ References
   Nowozin, Cseke & Tomioka 2016, "f-GAN", Tables 1 and 2 (fgan).
   Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN" (wasserstein).
   Gulrajani et al. 2017, "Improved Training of Wasserstein GANs" (wgan_gp).
+  Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, "Spectral Normalization" (hinge).
+  Mao et al. 2017, "Least Squares Generative Adversarial Networks" (lsgan).
+  Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do actually
+  Converge?" (the R1 penalty, applied by the loop: GAN(r1_gamma=..., r1_every=...)).
 """
 
 from __future__ import annotations
@@ -277,3 +281,72 @@ class WGANGP(Wasserstein):
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
         norm = grad.flatten(1).norm(2, dim=1)  # (N,)
         return self.gp_weight * ((norm - 1) ** 2).mean()
+
+
+class Hinge(GANLoss):
+    """Hinge loss (Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, SNGAN Eq. 16).
+
+    D minimises E_P[max(0, 1 - D(x))] + E_Q[max(0, 1 + D(G(z)))]; G minimises
+    -E_Q[D(G(z))]. The optimal critic is sign(p - q), where d_loss = 2 (1 - TV(P, Q));
+    ``divergence`` returns the implied total variation distance 1 - d_loss / 2.
+    """
+
+    name = "hinge"
+    target = "total_variation"
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real, fake = _flat(real_logits), _flat(fake_logits)
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -_flat(fake_logits).mean()
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return 1 - 0.5 * self.d_loss(real_logits, fake_logits)
+
+
+class LeastSquares(GANLoss):
+    """Least squares GAN (Mao et al. 2017, Eq. 2) with target codes a, b, c.
+
+    D minimises 1/2 E_P[(D(x) - b)^2] + 1/2 E_Q[(D(G(z)) - a)^2]; G minimises
+    1/2 E_Q[(D(G(z)) - c)^2]. Defaults a = 0, b = c = 1 (the paper's experiments);
+    a = -1, b = 1, c = 0 makes G minimise a Pearson chi^2 divergence (Sec. 3.2).
+
+    Optimal critic D* = (b p + a q) / (p + q), where
+    d_loss = (b - a)^2 / 4 - (b - a)^2 / 8 * Delta(P, Q) with the triangular
+    discrimination Delta = integral (p - q)^2 / (p + q), in [0, 2]; ``divergence``
+    returns the implied Delta = 2 - 8 d_loss / (b - a)^2.
+    """
+
+    name = "lsgan"
+
+    def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0) -> None:
+        super().__init__()
+        if a == b:
+            raise ValueError(f"loss.a and loss.b must differ (the codes for fake and real), "
+                             f"both are {a}")
+        self.a, self.b, self.c = a, b, c
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real, fake = _flat(real_logits), _flat(fake_logits)
+        return 0.5 * ((real - self.b) ** 2).mean() + 0.5 * ((fake - self.a) ** 2).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return 0.5 * ((_flat(fake_logits) - self.c) ** 2).mean()
+
+    def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return 2 - 8 * self.d_loss(real_logits, fake_logits) / (self.b - self.a) ** 2
+
+    def extra_repr(self) -> str:
+        return f"lsgan, a={self.a}, b={self.b}, c={self.c}"
+
+
+def r1_penalty(D, real: Tensor, gamma: float) -> Tensor:
+    """R1 (Mescheder et al. 2018, Eq. 9): gamma / 2 * E_P[||grad_x D(x)||^2].
+
+    Penalises the critic's gradient on real data only; usable with any loss. ``D`` is
+    any callable from images to logits (a conditional critic with its labels bound).
+    """
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_flat(D(x)).sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
