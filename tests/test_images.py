@@ -20,6 +20,8 @@ from ganzoo.config import ConfigError
 from ganzoo.data.images import DeviceBatches, ImageDataModule
 from train import train
 
+from .conftest import ROOT
+
 
 def _skip_md5(monkeypatch, module):
     """Fabricated files have other checksums: check that they exist, not their MD5."""
@@ -141,9 +143,9 @@ def test_digits_are_bundled(tmp_path):
     assert dm.images.max() > 200 and dm.images.min() == 0
 
 
-def test_celeba_folder(tmp_path, monkeypatch):
+def _celeba(root, monkeypatch):
     _skip_md5(monkeypatch, torchvision.datasets.celeba)
-    base = tmp_path / "celeba"
+    base = root / "celeba"
     (base / "img_align_celeba").mkdir(parents=True)
     names = [f"{i:06d}.jpg" for i in range(1, 5)]
     for i, name in enumerate(names):
@@ -156,6 +158,10 @@ def test_celeba_folder(tmp_path, monkeypatch):
         "4\nimage_id x_1 y_1 width height\n" + rows(["1 2 3 4"] * 4))
     (base / "list_landmarks_align_celeba.txt").write_text(
         "4\nlefteye_x lefteye_y\n" + rows(["1 2"] * 4))
+
+
+def test_celeba_folder(tmp_path, monkeypatch):
+    _celeba(tmp_path, monkeypatch)
     dm = ImageDataModule("celeba", [3, 64, 64], root=str(tmp_path), on_device=False,
                          batch_size=3, num_workers=0)
     dm.setup()
@@ -248,3 +254,105 @@ def test_unknown_dataset_and_bad_shape_are_refused():
         ImageDataModule("cifar10", [3, 32, 16])
     assert str(err.value) == ("data.shape: images are [channels, side, side] with 1 or 3 "
                               "channels, got [3, 32, 16]")
+
+
+def test_image_data_picks_an_image_model_unless_one_is_given(make_cfg):
+    cfg = make_cfg("data=cifar10")
+    assert cfg.model.name == "dcgan" and cfg.data.batch_size == 64
+    assert cfg.optim.g._target_ == "torch.optim.Adam" and list(cfg.optim.g.betas) == [0.5, 0.999]
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 2e-4
+    assert make_cfg("data=cifar10", "model=resnet").model.name == "resnet"
+    assert make_cfg("model=resnet", "data=cifar10").model.name == "resnet"
+    assert make_cfg("data=digits", "model=mlp").model.name == "mlp"
+    assert make_cfg("data=ring").model.name == "mlp"
+    assert make_cfg().model.name == "mlp"
+
+
+# --- every image set with every model, every loss on dcgan + digits (F) -------------------
+
+IMAGE_SETS = ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "stacked_mnist",
+              "celeba", "imagefolder"]
+TINY = {"mlp": ["model.generator.hidden_dim=16", "model.discriminator.hidden_dim=16"],
+        "dcgan": ["model.generator.width=4", "model.discriminator.width=4"],
+        "resnet": ["model.generator.width=4", "model.discriminator.width=4"]}
+
+
+def _fabricate(name, root, monkeypatch):
+    if name in ("cifar10", "cifar100"):
+        _skip_md5(monkeypatch, torchvision.datasets.cifar)
+        _cifar(root, name, per_batch=2)
+    elif name in ("mnist", "stacked_mnist"):
+        _mnist(root)
+    elif name == "fashion_mnist":
+        _mnist(root, folder="FashionMNIST")
+    elif name == "celeba":
+        _celeba(root, monkeypatch)
+    elif name == "imagefolder":
+        for i in range(3):
+            Image.new("RGB", (70, 80), (80 * i, 40, 200)).save(root / f"{i}.png")
+
+
+def _tiny_run(make_cfg, tmp_path, monkeypatch, data, model, *extra):
+    root = tmp_path / "data"
+    root.mkdir()
+    _fabricate(data, root, monkeypatch)
+    return train(make_cfg(f"data={data}", f"model={model}", f"data.root={root}", "steps=2",
+                          "data.batch_size=4", "data.num_workers=0", "data.n_train=8",
+                          *TINY[model], *extra))
+
+
+@pytest.mark.parametrize("data", IMAGE_SETS)
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "resnet"])
+def test_every_model_trains_on_every_image_set(make_cfg, tmp_path, monkeypatch, model, data):
+    metrics = _tiny_run(make_cfg, tmp_path, monkeypatch, data, model)
+    assert metrics["status"] == "completed" and metrics["steps"] == 2
+    side = make_cfg(f"data={data}").data.shape[-1]
+    with Image.open(tmp_path / "samples.png") as png:
+        assert png.size == (2 + 8 * (side + 2), 2 + 8 * (side + 2))  # an 8x8 make_grid
+
+
+LOSS_FIXES = {"wgan_gp": ["model.discriminator.norm=layer"]}  # no batch norm under a GP
+
+
+@pytest.mark.parametrize("loss", sorted(p.stem for p in (ROOT / "conf" / "loss").glob("*.yaml")))
+def test_every_loss_trains_dcgan_on_digits(make_cfg, tmp_path, monkeypatch, loss):
+    metrics = _tiny_run(make_cfg, tmp_path, monkeypatch, "digits", "dcgan", f"loss={loss}",
+                        *LOSS_FIXES.get(loss, []))
+    assert metrics["status"] == "completed" and metrics["steps"] == 2
+    for key in ("train/d_loss", "train/g_loss", "train/divergence"):
+        assert np.isfinite(metrics[key]), key
+
+
+def test_gradient_penalty_with_batch_norm_critic_stops_before_training(make_cfg):
+    with pytest.raises(ConfigError, match=r"^model.discriminator: batch norm in a critic "):
+        train(make_cfg("data=digits", "loss=wgan_gp", *TINY["dcgan"]))
+    with pytest.raises(ConfigError, match=r"\(r1_gamma > 0\)"):
+        train(make_cfg("data=digits", "r1_gamma=1.0", *TINY["dcgan"]))
+    metrics = train(make_cfg("data=digits", "r1_gamma=1.0", "model.discriminator.norm=none",
+                             "model.spectral_norm=true", "data.n_train=8", *TINY["dcgan"]))
+    assert metrics["status"] == "completed"
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+def test_conditional_models_train_and_sample_given_classes(make_cfg, tmp_path, monkeypatch,
+                                                           model):
+    import ganzoo.gan
+
+    created, init = [], ganzoo.gan.GAN.__init__
+
+    def capture(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        created.append(self)
+
+    monkeypatch.setattr(ganzoo.gan.GAN, "__init__", capture)
+    metrics = _tiny_run(make_cfg, tmp_path, monkeypatch, "digits", model,
+                        "model.conditional=true")
+    assert metrics["status"] == "completed"
+    (module,) = created
+    assert module.num_classes == 10
+    module.generator.eval()
+    a = module.generate(6, seed=1, labels=torch.tensor([3, 3, 3, 7, 7, 7]))
+    b = module.generate(6, seed=1, labels=torch.tensor([3, 3, 3, 3, 3, 3]))
+    assert torch.equal(a[:3], b[:3]) and not torch.allclose(a[3:], b[3:])
+    with pytest.raises(ValueError, match="labels: need 6 labels"):
+        module.generate(6, labels=torch.tensor([1, 2]))

@@ -241,8 +241,9 @@ class ImageDataModule(L.LightningDataModule):
             if self.on_device and self.trainer is not None:
                 self.batches.to(self.trainer.strategy.root_device)
             return self.batches
+        full = len(self.dataset) >= self.batch_size  # else one short batch per epoch
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
-                          drop_last=True, num_workers=self.num_workers,
+                          drop_last=full, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
