@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def train(cfg: DictConfig) -> dict:
     from ganzoo.callbacks import (
         GeneratorStepCheckpoint,
         GeneratorStepProgressBar,
+        GracefulInterrupt,
         PeriodicEvaluation,
     )
     from ganzoo.gan import GAN, NonFiniteLossError
@@ -91,6 +93,7 @@ def train(cfg: DictConfig) -> dict:
         latent_dim=cfg.model.latent_dim, n_critic=cfg.n_critic,
         r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
         total_steps=cfg.steps, log_every=cfg.log_every, lr_decay=cfg.lr_decay,
+        nonfinite=cfg.nonfinite,
     )
     module.extra_checkpoint = {
         "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),
@@ -98,43 +101,78 @@ def train(cfg: DictConfig) -> dict:
     }
     module.evaluator = dm.evaluate
 
+    resume = None
+    if cfg.ckpt_path is not None:
+        from ganzoo.checkpoint import check_compatible, read_checkpoint
+
+        resume = Path(cfg.ckpt_path)
+        check_compatible(read_checkpoint(resume), module.state_dict(), resume)
     k = cfg.n_critic
+    interrupt = GracefulInterrupt()
     checkpoint = GeneratorStepCheckpoint(
         cfg.ckpt_every, dirpath=out / "checkpoints", filename="{step:06d}", save_last=True,
         save_top_k=1)
     loggers = [_instantiate(node, f"logger.{name}") for name, node in (cfg.logger or {}).items()]
+    extra = [_instantiate(node, f"callbacks.{name}")
+             for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
     trainer = _instantiate(
         cfg.trainer, "trainer",
         max_steps=cfg.steps * (k + 1),  # Lightning counts k critic + 1 generator step
         logger=loggers or False,
-        callbacks=[PeriodicEvaluation(cfg.eval_every), checkpoint]
+        # The interrupt check runs last, so a signal that arrives during this batch's
+        # other hooks stops training after this batch.
+        callbacks=[PeriodicEvaluation(cfg.eval_every), checkpoint, *extra, interrupt]
         + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         default_root_dir=str(out),
         log_every_n_steps=1,
     )
 
-    metrics: dict = {"status": "completed"}
+    ckpt_dir = out / "checkpoints"
+    status, reason = "completed", None
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        if module.nonfinite == "stop":
+            module.check_finite()
     except NonFiniteLossError as exc:
-        metrics = {"status": "diverged", "reason": str(exc)}
-    final = module.last_eval if module.last_eval and cfg.eval_every and \
-        module.g_step % cfg.eval_every == 0 else module.evaluate()
-    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+        status, reason = "diverged", str(exc)
+    if status == "diverged":  # keep the last finite checkpoint: write nothing over it
+        kept = ckpt_dir / "last.ckpt"
+        reason += (f"; the last finite checkpoint is {kept}" if kept.is_file()
+                   else "; no checkpoint had been written yet")
+    else:
+        trainer.save_checkpoint(ckpt_dir / "last.ckpt")
+        if interrupt.received is not None:
+            status = "interrupted"
+            reason = (f"received {signal.Signals(interrupt.received).name} at generator step "
+                      f"{module.g_step}; resume with ckpt_path={ckpt_dir / 'last.ckpt'}")
 
-    title = (f"{dm.name} · {cfg.model.name} · {type(loss).__name__} · "
-             f"{module.g_step} generator steps")
-    dm.plot(out / "samples.png", module, title)
-
-    metrics.update({"steps": module.g_step, "wall_time_s": time.perf_counter() - start})
-    metrics.update(final)
-    metrics.update({k: v for k, v in module.last_train.items()})
+    metrics: dict = {"status": status, **({"reason": reason} if reason else {}),
+                     "steps": module.g_step}
+    if status == "completed":
+        final = module.last_eval if (module.last_eval and cfg.eval_every
+                                     and module.g_step % cfg.eval_every == 0) else module.evaluate()
+        metrics.update(final)
+        title = (f"{dm.name} · {cfg.model.name} · {type(loss).__name__} · "
+                 f"{module.g_step} generator steps")
+        dm.plot(out / "samples.png", module, title)
+    metrics["wall_time_s"] = time.perf_counter() - start
+    metrics.update(module.last_train)
     (out / "metrics.json").write_text(
         json.dumps({k: _json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
     _report(cfg, metrics, out, getattr(dm, "n_modes", None))
-    if metrics["status"] != "completed":
-        raise NonFiniteLossError(metrics["reason"])
+    if status == "diverged":
+        raise NonFiniteLossError(reason)
+    if status == "interrupted":
+        raise TrainingInterrupted(interrupt.received, reason)
     return metrics
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving its checkpoint."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None) -> None:
@@ -157,17 +195,25 @@ def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None) -> N
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from ganzoo.checkpoint import CheckpointError
     from ganzoo.config import ConfigError
     from ganzoo.gan import NonFiniteLossError
 
     try:
-        train(cfg)
-    except ConfigError as exc:
+        entry = cfg.get("entry")  # an experiment's own driver, called with (cfg, train)
+        if entry:
+            hydra.utils.get_method(entry)(cfg, train)
+        else:
+            train(cfg)
+    except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as exc:
         print(f"error: training diverged: {exc}", file=sys.stderr)
         sys.exit(3)
+    except TrainingInterrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        sys.exit(128 + exc.signum)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
@@ -51,6 +54,8 @@ class PeriodicEvaluation(L.Callback):
         g = pl_module.g_step
         if self.every > 0 and g % self.every == 0 and g != self._last and g > 0:
             self._last = g
+            if pl_module.nonfinite == "stop":
+                pl_module.check_finite()
             pl_module.evaluate()
 
 
@@ -67,13 +72,52 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         self.every = every
         self._last_g = -1
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        # A resumed run usually writes into a new run directory; the previous run's
+        # top-k bookkeeping names files in its own directory and stays with it.
+        if state_dict.get("dirpath") == self.dirpath:
+            super().load_state_dict(state_dict)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step
         if g == 0 or g % self.every or g == self._last_g:
             return
         if self._should_skip_saving_checkpoint(trainer):
             return
+        if pl_module.nonfinite == "stop":
+            pl_module.check_finite()  # never overwrite a good checkpoint with a diverged one
         self._last_g = g
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
         self._save_last_checkpoint(trainer, candidates)
+
+
+class GracefulInterrupt(L.Callback):
+    """SIGINT (Ctrl-C) and SIGTERM (pre-emption, SLURM): finish the step in flight, then
+    stop, so the caller can save a consistent checkpoint. A second signal stops at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.received is not None:
+            trainer.should_stop = True
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -54,6 +54,9 @@ def validate(cfg: DictConfig) -> None:
     decay = _get(cfg, "lr_decay")
     if decay is not None and decay not in ("none", "linear"):
         raise ConfigError(f"lr_decay must be 'none' or 'linear', got {decay!r}")
+    nonfinite = _get(cfg, "nonfinite")
+    if nonfinite is not None and nonfinite not in ("stop", "skip"):
+        raise ConfigError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
     divergence = _get(cfg, "loss.divergence")
     if divergence is not None:
         from ganzoo.losses import F_DIVERGENCES

@@ -12,7 +12,6 @@ update) and is kept out of everything users see.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import lightning as L
@@ -51,6 +50,7 @@ class GAN(L.LightningModule):
         lr_decay: str = "none",
         r1_gamma: float = 0.0,
         r1_every: int = 1,
+        nonfinite: str = "stop",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -72,6 +72,14 @@ class GAN(L.LightningModule):
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, uniform draws for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
+        if nonfinite not in ("stop", "skip"):
+            raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
+        # Per guarded loss, the first generator step at which it was not finite (-1: none).
+        # Kept on the device and read only when figures are logged or a checkpoint is
+        # written, so guarding costs no host synchronisation per step.
+        self.register_buffer("_first_bad_step", torch.tensor([-1, -1]), persistent=False)
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
@@ -143,10 +151,13 @@ class GAN(L.LightningModule):
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         critic = self.discriminator if y_real is None else (lambda x: self.D(x, y_real))
         penalty = self.loss.penalty(critic, real, fake) + self.r1(real, y_real)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss + penalty)
-        opt_d.step()
-        self.loss.after_d_step(self.discriminator)
+        d_total = d_loss + penalty
+        skip = self._guard(d_total, "train/d_loss")
+        if not skip:
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_total)
+            opt_d.step()
+            self.loss.after_d_step(self.discriminator)
         self.untoggle_optimizer(opt_d)
         self.d_step += 1
         if self.d_step % self.n_critic:
@@ -157,16 +168,23 @@ class GAN(L.LightningModule):
         y_g = self.sample_labels(n)
         fake_logits_g = self.D(self(self.sample_z(n), y_g), y_g)
         g_loss = self.loss.g_loss(fake_logits_g)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
+        if not self._guard(g_loss, "train/g_loss"):
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
         self.untoggle_optimizer(opt_g)
         self.g_step += 1
         for sched in self.lr_schedulers() or []:
             sched.step()
+        if self.total_steps is not None and self.g_step >= self.total_steps:
+            # The run ends on generator steps; Lightning's max_steps (optimiser steps)
+            # is only a backstop, since skipped updates take no optimiser step.
+            self.trainer.should_stop = True
         self.log("step", float(self.g_step), logger=False)  # names checkpoints by g_step
 
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
+            if self.nonfinite == "stop":
+                self.check_finite()
             with torch.no_grad():
                 figures = {
                     "train/d_loss": d_loss,
@@ -179,21 +197,42 @@ class GAN(L.LightningModule):
             figures = {k: v.item() for k, v in figures.items()}
             figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
             figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
+            if self.nonfinite == "skip":
+                figures["train/skipped_steps"] = float(self.skipped_steps)
             self.log_figures(figures)
 
     # --- logging and evaluation -----------------------------------------------------------
 
+    _GUARDED = ("train/d_loss", "train/g_loss")
+
+    def _guard(self, loss: Tensor, what: str) -> bool:
+        """Watch a loss for non-finite values; True means: skip this update."""
+        if self.nonfinite == "skip":
+            if torch.isfinite(loss):  # one host sync per update: the price of skipping
+                return False
+            self.skipped_steps += 1
+            return True
+        i = self._GUARDED.index(what)
+        first = self._first_bad_step[i]
+        bad = ~torch.isfinite(loss.detach()) & (first < 0)
+        self._first_bad_step[i] = torch.where(bad, self.g_step + 1, first)
+        return False
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
+        steps = self._first_bad_step.tolist()
+        bad = [(step, name) for step, name in zip(steps, self._GUARDED, strict=True) if step >= 0]
+        if bad:
+            step, name = min(bad)
+            raise NonFiniteLossError(f"{name} became nan or inf at generator step {step}")
+
     def log_figures(self, figures: dict[str, float]) -> None:
         """Send figures to every logger against the generator step, and keep them."""
-        bad = [k for k in ("train/d_loss", "train/g_loss") if k in figures
-               and not math.isfinite(figures[k])]
-        if bad:
-            raise NonFiniteLossError(
-                f"{bad[0]} became {figures[bad[0]]} at generator step {self.g_step}")
         target = self.last_train if any(k.startswith("train/") for k in figures) else self.last_eval
         target.update(figures)
         for logger in self.loggers:
             logger.log_metrics(figures, step=self.g_step)
+            logger.save()  # as Lightning does after logging: the files stay current
 
     def evaluate(self) -> dict[str, float]:
         """Run the attached evaluator (set by the datamodule's owner) and log it."""
@@ -232,10 +271,28 @@ class GAN(L.LightningModule):
     # --- checkpoints ----------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Everything a bit-exact resume needs beyond what Lightning stores (weights,
+        # optimisers, schedulers, loop counters): the place in the k:1 schedule and the
+        # random streams that draw z and the penalty's interpolation points.
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
+                                "skipped_steps": self.skipped_steps, "rng": rng,
                                 "latent_dim": self.latent_dim, **self.extra_checkpoint}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("ganzoo", {})
-        self.g_step = int(state.get("g_step", 0))
-        self.d_step = int(state.get("d_step", 0))
+        state = checkpoint.get("ganzoo")
+        if state is None:
+            raise ValueError("not a ganzoo checkpoint (it has no 'ganzoo' section)")
+        self.g_step, self.d_step = int(state["g_step"]), int(state["d_step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        # One real batch per critic step: continue the data stream where it stopped.
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if hasattr(datamodule, "seek"):
+            datamodule.seek(self.d_step)

@@ -79,24 +79,25 @@ def gauss1d(means: Sequence[float], stds: Sequence[float],
 class RandomBatches:
     """An endless stream of batches drawn (with replacement) from an in-memory tensor.
 
-    Its state is one ``torch.Generator``, so a resumed run continues the same stream.
+    Batch i is a pure function of (seed, i), so a resumed run that seeks to the number
+    of batches it has trained on continues exactly the same stream (Lightning's
+    prefetching of the next batch does not shift it).
     """
 
     def __init__(self, data: Tensor, batch_size: int, seed: int) -> None:
-        self.data, self.batch_size = data, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.position = 0
+
+    def seek(self, position: int) -> None:
+        self.position = position
 
     def __iter__(self) -> Iterator[Tensor]:
         n = self.data.shape[0]
+        generator = torch.Generator()
         while True:
-            idx = torch.randint(n, (self.batch_size,), generator=self.generator)
-            yield self.data[idx]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+            generator.manual_seed(hash((self.seed, self.position)) & 0x7FFF_FFFF_FFFF_FFFF)
+            self.position += 1
+            yield self.data[torch.randint(n, (self.batch_size,), generator=generator)]
 
 
 class ToyDataModule(L.LightningDataModule):
@@ -121,11 +122,9 @@ class ToyDataModule(L.LightningDataModule):
     def train_dataloader(self) -> RandomBatches:
         return self.batches
 
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.batches.load_state_dict(state_dict)
+    def seek(self, n_batches: int) -> None:
+        """Continue the training stream after ``n_batches`` batches (used on resume)."""
+        self.batches.seek(n_batches)
 
     @property
     def n_modes(self) -> int:

@@ -1,0 +1,46 @@
+"""Reading ganzoo checkpoints safely, without the training stack.
+
+Checkpoints are Lightning checkpoints with a ``ganzoo`` section (generator config,
+data shape, generator step, random states). They are read with
+``torch.load(weights_only=True)``: tensors and plain containers only, no code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a ganzoo checkpoint; the message says why."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways, one message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a PyTorch file: {first})"
+        ) from exc
+    if not isinstance(ckpt, dict) or "ganzoo" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a ganzoo checkpoint")
+    return ckpt
+
+
+def check_compatible(ckpt: dict, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse, in one line, a checkpoint whose weights do not fit these networks."""
+    saved = ckpt["state_dict"]
+    missing = sorted(set(state_dict) - set(saved))
+    unexpected = sorted(set(saved) - set(state_dict))
+    wrong = sorted(k for k in set(saved) & set(state_dict)
+                   if tuple(saved[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+                  if unexpected else f"{wrong[0]} has shape {tuple(saved[wrong[0]].shape)}, "
+                  f"expected {tuple(state_dict[wrong[0]].shape)}")
+        raise CheckpointError(f"{path} was trained with another architecture ({detail})")

@@ -1,0 +1,146 @@
+"""Sample from a trained generator, without the training stack.
+
+    uv run python -m ganzoo.sample CKPT --n 64 --out grid.png   # or .npy / .pt
+    uv run python -m ganzoo.sample CKPT --n 10 --class 3 --out threes.png
+
+    from ganzoo import load_generator
+    G = load_generator("outputs/.../checkpoints/last.ckpt")
+    x = ganzoo.sample.sample(G, 16, seed=0)
+
+The checkpoint carries the generator's config, so nothing else is needed: no dataset,
+no logger, no Lightning. It is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo.checkpoint import CheckpointError, read_checkpoint
+
+# Weight prefixes in a checkpoint, most preferred first when EMA weights are wanted.
+_EMA_PREFIXES = ("generator_ema.module.", "generator_ema.")
+
+
+def load_generator(ckpt_path: str | Path, ema: bool = True,
+                   device: str | torch.device = "cpu") -> nn.Module:
+    """The trained generator, in eval mode; EMA weights when the run kept them.
+
+    The module gets ``latent_dim``, ``data_shape`` and ``num_classes`` (None when
+    unconditional) attributes from the checkpoint.
+    """
+    import hydra
+
+    ckpt = read_checkpoint(ckpt_path)
+    meta = ckpt["ganzoo"]
+    if "generator" not in meta:
+        raise CheckpointError(f"{ckpt_path} holds no generator config")
+    try:
+        G = hydra.utils.instantiate(meta["generator"])
+    except Exception as exc:  # noqa: BLE001 - an unknown class or argument: one message
+        raise CheckpointError(f"{ckpt_path}: cannot rebuild its generator ({exc})") from exc
+    weights = ckpt["state_dict"]
+    prefixes = (*_EMA_PREFIXES, "generator.") if ema else ("generator.",)
+    prefix = next(p for p in prefixes if p == "generator." or any(
+        k.startswith(p) for k in weights))
+    state = {k[len(prefix):]: v for k, v in weights.items()
+             if k.startswith(prefix) and k != "generator_ema.n_averaged"}
+    try:
+        G.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{ckpt_path}: its generator weights do not fit the generator "
+                              f"it describes ({first})") from exc
+    G.latent_dim = int(meta["latent_dim"])
+    G.data_shape = tuple(meta.get("data", {}).get("shape", ()))
+    G.num_classes = meta.get("num_classes")
+    return G.to(device).eval()
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:
+    """n samples from fixed noise; ``labels`` (n,) for a conditional generator."""
+    device = next(G.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(n, G.latent_dim, device=device, generator=gen)
+    if getattr(G, "num_classes", None):
+        if labels is None:
+            labels = torch.randint(G.num_classes, (n,), device=device, generator=gen)
+        return G(z, labels.to(device))
+    if labels is not None:
+        raise ValueError("--class: this generator is not class-conditional")
+    return G(z)
+
+
+def save_samples(x: Tensor, out: Path) -> None:
+    """.pt / .npy: raw samples; .png: an image grid, or a scatter plot for 1-D/2-D data."""
+    suffix = out.suffix.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".pt":
+        torch.save(x.cpu(), out)
+    elif suffix == ".npy":
+        import numpy as np
+
+        np.save(out, x.cpu().numpy())
+    elif suffix == ".png" and x.dim() == 4:
+        from torchvision.utils import save_image
+
+        save_image(x.cpu(), out, nrow=max(1, int(len(x) ** 0.5)), normalize=True,
+                   value_range=(-1, 1))
+    elif suffix == ".png":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        pts = x.reshape(len(x), -1).cpu().numpy()
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+        if pts.shape[1] >= 2:
+            ax.scatter(pts[:, 0], pts[:, 1], s=4)
+            ax.set_aspect("equal")
+        else:
+            ax.hist(pts[:, 0], bins=80)
+        fig.tight_layout()
+        fig.savefig(out)
+        plt.close(fig)
+    else:
+        raise ValueError(f"--out: unsupported file type {out.suffix!r}; use .png, .npy or .pt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ganzoo.sample", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", type=Path, help="a ganzoo checkpoint (e.g. last.ckpt)")
+    parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    parser.add_argument("--out", type=Path, default=Path("samples.png"),
+                        help="output file: .png, .npy or .pt (default samples.png)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--class", dest="label", type=int, default=None,
+                        help="class to generate (conditional models)")
+    parser.add_argument("--raw", action="store_true",
+                        help="use the raw generator instead of its EMA weights")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        if args.n < 1:
+            raise ValueError(f"--n must be >= 1, got {args.n}")
+        G = load_generator(args.ckpt, ema=not args.raw, device=args.device)
+        labels = None
+        if args.label is not None:
+            if G.num_classes and not 0 <= args.label < G.num_classes:
+                raise ValueError(f"--class must be in [0, {G.num_classes - 1}], got {args.label}")
+            labels = torch.full((args.n,), args.label, dtype=torch.long)
+        save_samples(sample(G, args.n, args.seed, labels), args.out)
+    except (CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

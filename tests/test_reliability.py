@@ -1,0 +1,190 @@
+"""Exact resume, interrupts, the divergence guard and safe checkpoint reading."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+import torch
+
+from ganzoo.checkpoint import CheckpointError, read_checkpoint
+from ganzoo.gan import NonFiniteLossError
+from ganzoo.losses import NonSaturating
+from train import TrainingInterrupted, train
+
+from .conftest import ROOT
+
+
+class SignalAt(L.Callback):
+    """Sends a real signal to this process after training batch ``batch``."""
+
+    def __init__(self, batch: int, signum: int = signal.SIGTERM) -> None:
+        self.batch, self.signum, self.seen = batch, signum, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        if self.seen == self.batch:
+            os.kill(os.getpid(), self.signum)
+
+
+def _weights(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def _assert_bit_identical(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("loss, k, stop_batch", [
+    ("wgan_gp", 3, 7),         # stopped inside the 3:1 schedule (2 G steps + 1 D step)
+    ("nonsaturating", 1, 5),   # stopped right after a generator update
+])
+def test_interrupted_then_resumed_run_is_bit_identical(make_cfg, tmp_path, loss, k, stop_batch):
+    common = [f"loss={loss}", f"n_critic={k}", "steps=6", "log_every=1", "ckpt_every=2"]
+    full = train(make_cfg(*common, f"out_dir={tmp_path / 'full'}"))
+    assert full["steps"] == 6
+
+    first = tmp_path / "first"
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(make_cfg(*common, f"out_dir={first}",
+                       f"+callbacks.sig._target_={__name__}.SignalAt",
+                       f"+callbacks.sig.batch={stop_batch}"))
+    assert stopped.value.signum == signal.SIGTERM
+    saved = read_checkpoint(first / "checkpoints" / "last.ckpt")
+    assert saved["ganzoo"]["d_step"] == stop_batch
+    assert saved["ganzoo"]["g_step"] == stop_batch // k
+    status = json.loads((first / "metrics.json").read_text())
+    assert status["status"] == "interrupted" and "SIGTERM" in status["reason"]
+
+    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}",
+                             f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
+    assert resumed["steps"] == 6
+    _assert_bit_identical(_weights(tmp_path / "full" / "checkpoints" / "last.ckpt"),
+                          _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
+
+
+def test_resume_extends_a_finished_run(make_cfg, tmp_path):
+    common = ["lr_decay=none", "log_every=1"]
+    train(make_cfg(*common, "steps=8", f"out_dir={tmp_path / 'full'}"))
+    train(make_cfg(*common, "steps=5", f"out_dir={tmp_path / 'short'}"))
+    extended = train(make_cfg(*common, "steps=8", f"out_dir={tmp_path / 'extended'}",
+                              f"ckpt_path={tmp_path / 'short' / 'checkpoints' / 'last.ckpt'}"))
+    assert extended["steps"] == 8
+    _assert_bit_identical(_weights(tmp_path / "full" / "checkpoints" / "last.ckpt"),
+                          _weights(tmp_path / "extended" / "checkpoints" / "last.ckpt"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_real_signal_to_a_training_process_saves_and_resumes(make_cfg, tmp_path, signum):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "steps=1000000", "log_every=5",
+         "eval_every=0", "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run / "logs" / "metrics.csv"
+    deadline = time.monotonic() + 240
+    try:
+        while not (log.is_file() and len(log.read_text().splitlines()) > 2):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1].startswith(
+        f"stopped: received {signal.Signals(signum).name} at generator step ")
+    ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    g = ckpt["ganzoo"]["g_step"]
+    assert g >= 10
+    assert json.loads((run / "metrics.json").read_text())["steps"] == g
+    resumed = train(make_cfg(f"steps={g + 3}", "log_every=1", "lr_decay=none",
+                             f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
+    assert resumed["steps"] == g + 3
+
+
+class NaNFromCall9(NonSaturating):
+    """A generator objective (called once per generator step) that is NaN from step 9."""
+
+    calls = 0
+
+    def g_loss(self, fake_logits):
+        NaNFromCall9.calls += 1
+        value = super().g_loss(fake_logits)
+        return value * float("nan") if NaNFromCall9.calls >= 9 else value
+
+
+def test_divergence_stops_with_the_step_and_keeps_finite_checkpoint(make_cfg, tmp_path):
+    NaNFromCall9.calls = 0
+    cfg = make_cfg(f"loss._target_={__name__}.NaNFromCall9", "steps=50", "log_every=3",
+                   "ckpt_every=2")
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg)
+    kept = tmp_path / "checkpoints" / "last.ckpt"
+    assert str(err.value) == ("train/g_loss became nan or inf at generator step 9; "
+                              f"the last finite checkpoint is {kept}")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "diverged" and saved["reason"] == str(err.value)
+    ckpt = read_checkpoint(kept)
+    assert ckpt["ganzoo"]["g_step"] == 8
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+
+
+class NaNEveryThird(NonSaturating):
+    """A loss whose critic objective is NaN on every third call."""
+
+    calls = 0
+
+    def d_loss(self, real_logits, fake_logits):
+        NaNEveryThird.calls += 1
+        value = super().d_loss(real_logits, fake_logits)
+        return value * float("nan") if NaNEveryThird.calls % 3 == 0 else value
+
+
+def test_skip_mode_skips_nonfinite_steps_and_continues(make_cfg):
+    NaNEveryThird.calls = 0
+    metrics = train(make_cfg(f"loss._target_={__name__}.NaNEveryThird", "steps=9",
+                             "log_every=9", "nonfinite=skip"))
+    assert metrics["status"] == "completed" and metrics["steps"] == 9
+    assert metrics["train/skipped_steps"] == 3.0
+
+
+def test_cli_divergence_is_one_line_and_nonzero(tmp_path):
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "steps=200", "log_every=1", "ckpt_every=1",
+         "optim.g.lr=1e30", "optim.d.lr=1e30", "trainer.enable_progress_bar=false",
+         f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 3
+    # Adam with lr 1e30 breaks the networks in their first update.
+    assert res.stderr.strip().splitlines() == [
+        "error: training diverged: train/g_loss became nan or inf at generator step 1; "
+        "no checkpoint had been written yet"]
+
+
+def test_bad_checkpoints_are_one_clear_message(tmp_path, make_cfg):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        read_checkpoint(text)
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="is not a ganzoo checkpoint"):
+        read_checkpoint(tmp_path / "other.ckpt")
+    train(make_cfg("steps=2", f"out_dir={tmp_path / 'run'}"))
+    good = (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_checkpoint(tmp_path / "cut.ckpt")
+    with pytest.raises(CheckpointError, match="another architecture"):
+        train(make_cfg("steps=4", "model.generator.hidden_dim=32",
+                       f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
