@@ -50,6 +50,11 @@ class GANLoss(nn.Module):
 
     #: Generator steps-per-critic-step and optimiser defaults live in the loss's YAML.
     name: str = "gan"
+    #: The divergence ``divergence()`` estimates (a ``ganzoo.theory.INTEGRANDS`` key, or
+    #: "w1") and its constant: divergence() -> target_scale * D_target at the optimum.
+    #: ``ganzoo.theory.reference_divergence`` computes the true value from densities.
+    target: str | None = None
+    target_scale: float = 1.0
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -88,6 +93,7 @@ class Minimax(GANLoss):
     """
 
     name = "minimax"
+    target, target_scale = "js", 0.5  # Nowozin's js f integrates to 2 JS
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         real, fake = _flat(real_logits), _flat(fake_logits)
@@ -182,20 +188,34 @@ class FGAN(GANLoss):
     F(V) = E_P[g_f(V(x))] - E_Q[f*(g_f(V(x)))]; the critic maximises F, so
     d_loss = -F. With the optimal critic T* = g_f(V*) = f'(p/q), F equals
     D_f(P||Q) = sum_x q(x) f(p(x)/q(x)) with f from Table 1 (so ``js`` gives 2 JS and
-    ``gan`` gives 2 JS - log 4). The generator uses the paper's practical update,
-    maximising E_Q[g_f(V(G(z)))]. ``divergence`` returns the implied D_f, i.e. F.
+    ``gan`` gives 2 JS - log 4). ``divergence`` returns the implied D_f, i.e. F.
+
+    Generator objective (``generator``):
+      ``practical`` (default, Sec. 3.2): maximise E_Q[g_f(V(G(z)))], strong early
+        gradients. Its fixed point is in general *not* the minimiser of D_f: with the
+        optimal critic its pathwise gradient lacks the factor p/q of the saddle one
+        (for ``kl`` it descends KL(Q||P); for ``gan`` it is the non-saturating GAN).
+      ``saddle`` (Eq. 6, Algorithm 1): minimise F itself, i.e. maximise
+        E_Q[f*(g_f(V(G(z))))]; with the optimal critic this descends D_f(P||Q_theta).
     """
 
     name = "fgan"
 
-    def __init__(self, divergence: str = "js") -> None:
+    def __init__(self, divergence: str = "js", generator: str = "practical") -> None:
         super().__init__()
         if divergence not in F_DIVERGENCES:
             raise ValueError(
                 f"loss.divergence: unknown f-divergence {divergence!r}; "
                 f"choose one of {', '.join(F_DIVERGENCES)}"
             )
+        if generator not in ("practical", "saddle"):
+            raise ValueError(f"loss.generator must be 'practical' or 'saddle', got {generator!r}")
         self.divergence_name = divergence
+        self.generator_objective = generator
+
+    @property
+    def target(self) -> str:
+        return self.divergence_name
 
     def activation(self, logits: Tensor) -> Tensor:
         """g_f: maps a raw logit into the domain of f*."""
@@ -218,13 +238,16 @@ class FGAN(GANLoss):
         return self.conjugate_of_activation(fake_logits).mean() - real_term
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
+        if self.generator_objective == "saddle":
+            return -self.conjugate_of_activation(fake_logits).mean()  # the E_Q part of F
         return -self.activation(fake_logits).mean()
 
     def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return -self.d_loss(real_logits, fake_logits)
 
     def extra_repr(self) -> str:
-        return f"fgan, divergence={self.divergence_name}"
+        return (f"fgan, divergence={self.divergence_name}, "
+                f"generator={self.generator_objective}")
 
 
 class Wasserstein(GANLoss):
@@ -236,6 +259,7 @@ class Wasserstein(GANLoss):
     """
 
     name = "wasserstein"
+    target = "w1"
 
     def __init__(self, clip: float = 0.01) -> None:
         super().__init__()
