@@ -350,9 +350,27 @@ def test_conditional_models_train_and_sample_given_classes(make_cfg, tmp_path, m
     assert metrics["status"] == "completed"
     (module,) = created
     assert module.num_classes == 10
-    module.generator.eval()
+    module.eval()  # every generator copy (raw, EMA) uses its running statistics
+    from ganzoo.nets.layers import ConditionalBatchNorm2d
+
+    with torch.no_grad():  # classes far apart, so that a label's effect is unmistakable
+        for m in module.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.embed.weight.normal_()
     a = module.generate(6, seed=1, labels=torch.tensor([3, 3, 3, 7, 7, 7]))
     b = module.generate(6, seed=1, labels=torch.tensor([3, 3, 3, 3, 3, 3]))
     assert torch.equal(a[:3], b[:3]) and not torch.allclose(a[3:], b[3:])
     with pytest.raises(ValueError, match="labels: need 6 labels"):
         module.generate(6, labels=torch.tensor([1, 2]))
+
+
+def test_seek_before_setup_continues_the_stream():
+    dm = ImageDataModule("digits", [1, 16, 16], batch_size=5)
+    dm.setup()
+    it = iter(dm.train_dataloader())
+    third = [next(it) for _ in range(3)][2]
+    resumed = ImageDataModule("digits", [1, 16, 16], batch_size=5)
+    resumed.seek(2)  # a resumed run seeks before or after setup
+    resumed.setup()
+    again = next(iter(resumed.train_dataloader()))
+    assert torch.equal(again[0], third[0]) and torch.equal(again[1], third[1])

@@ -169,6 +169,7 @@ class ImageDataModule(L.LightningDataModule):
         self.labels: Tensor | None = None  # (N,)
         self.dataset: Dataset | None = None  # streamed otherwise
         self.batches: DeviceBatches | None = None
+        self._start = 0  # batches already trained on (set by seek on resume)
 
     # --- loading --------------------------------------------------------------------------
 
@@ -196,6 +197,7 @@ class ImageDataModule(L.LightningDataModule):
             self.images, self.labels = self.images[: self.n_train], self.labels[: self.n_train]
             self.batches = DeviceBatches(self.images, self.labels, self.batch_size,
                                          self.seed + 1, self.flip)
+            self.batches.seek(self._start)
 
     def _tensors(self) -> tuple[Tensor, Tensor]:
         if self.name == "digits":
@@ -252,6 +254,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def seek(self, n_batches: int) -> None:
         """Continue the in-memory stream after ``n_batches`` batches (used on resume)."""
+        self._start = n_batches  # kept for a stream not built yet
         if self.batches is not None:
             self.batches.seek(n_batches)
 
