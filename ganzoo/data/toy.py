@@ -133,9 +133,21 @@ class ToyDataModule(L.LightningDataModule):
     # --- the datamodule side of evaluation (train.py calls these) ---------------------
 
     def evaluate(self, module) -> dict[str, float]:
-        """PacGAN-protocol metrics on ``n_eval`` samples from fixed noise."""
+        """PacGAN-protocol metrics on ``n_eval`` samples from fixed noise.
+
+        Beside them, ``eval/divergence_ref``: the true value of what the loss's critic
+        reports as ``train/divergence``, in the same units, computed from this mixture's
+        closed-form density and the samples (``ganzoo.theory.reference_divergence``).
+        """
+        from ganzoo.theory import reference_divergence
+
         d = self.distribution
-        return mode_metrics(module.generate(self.n_eval, seed=self.seed), d.means, d.stds)
+        fake = module.generate(self.n_eval, seed=self.seed)
+        figures = mode_metrics(fake, d.means, d.stds)
+        ref = reference_divergence(module.loss, d, fake, seed=self.seed)
+        if ref is not None:
+            figures["eval/divergence_ref"] = ref
+        return figures
 
     def plot(self, path, module, title: str = "") -> None:
         """samples.png: generated points over the data, the critic as a heat map."""
