@@ -92,6 +92,7 @@ def train(cfg: DictConfig) -> dict:
         optimizer_d=_instantiate(cfg.optim.d, "optim.d"),
         latent_dim=cfg.model.latent_dim, n_critic=cfg.n_critic,
         r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
+        ema_decay=cfg.ema.decay, ema_start=cfg.ema.start,
         total_steps=cfg.steps, log_every=cfg.log_every, lr_decay=cfg.lr_decay,
         nonfinite=cfg.nonfinite,
     )

@@ -54,6 +54,12 @@ def validate(cfg: DictConfig) -> None:
     decay = _get(cfg, "lr_decay")
     if decay is not None and decay not in ("none", "linear"):
         raise ConfigError(f"lr_decay must be 'none' or 'linear', got {decay!r}")
+    ema_decay = _get(cfg, "ema.decay")
+    if ema_decay is not None and (isinstance(ema_decay, bool)
+                                  or not isinstance(ema_decay, (int, float))
+                                  or not 0 < ema_decay < 1):
+        raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
+    _check_int(cfg, "ema.start", 0)
     nonfinite = _get(cfg, "nonfinite")
     if nonfinite is not None and nonfinite not in ("stop", "skip"):
         raise ConfigError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.losses import GANLoss, r1_penalty
@@ -51,6 +52,8 @@ class GAN(L.LightningModule):
         r1_gamma: float = 0.0,
         r1_every: int = 1,
         nonfinite: str = "stop",
+        ema_decay: float | None = None,
+        ema_start: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -76,6 +79,18 @@ class GAN(L.LightningModule):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+        # Exponential moving average of the generator's weights (and buffers), updated
+        # after every generator step from ema_start on; used for evaluation and sampling.
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema.decay must be in (0, 1), got {ema_decay}")
+        if ema_start < 0:
+            raise ValueError(f"ema.start must be >= 0, got {ema_start}")
+        self.ema_start = ema_start
+        self.generator_ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.generator_ema = AveragedModel(
+                generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.generator_ema.requires_grad_(False)
         # Per guarded loss, the first generator step at which it was not finite (-1: none).
         # Kept on the device and read only when figures are logged or a checkpoint is
         # written, so guarding costs no host synchronisation per step.
@@ -115,6 +130,14 @@ class GAN(L.LightningModule):
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator once it holds averaged weights, else the raw one."""
+        ema = self.generator_ema
+        if ema is not None and int(ema.n_averaged) > 0:
+            return ema.module
+        return self.generator
 
     def D(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.discriminator(x) if y is None else self.discriminator(x, y)
@@ -174,6 +197,9 @@ class GAN(L.LightningModule):
             opt_g.step()
         self.untoggle_optimizer(opt_g)
         self.g_step += 1
+        if self.generator_ema is not None and self.g_step > self.ema_start:
+            # The first update copies the raw weights; later ones average.
+            self.generator_ema.update_parameters(self.generator)
         for sched in self.lr_schedulers() or []:
             sched.step()
         if self.total_steps is not None and self.g_step >= self.total_steps:
@@ -238,19 +264,21 @@ class GAN(L.LightningModule):
         """Run the attached evaluator (set by the datamodule's owner) and log it."""
         if self.evaluator is None:
             return {}
-        was_training = self.generator.training
-        self.generator.eval()
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()
         try:
             figures = self.evaluator(self)
         finally:
-            self.generator.train(was_training)
+            G.train(was_training)
         self.log_figures(figures)
         return figures
 
     @torch.no_grad()
     def generate(self, n: int, seed: int = 0, batch_size: int = 4096,
-                 labels: Tensor | None = None) -> Tensor:
-        """n samples from fixed noise (the same seed gives the same points).
+                 labels: Tensor | None = None, raw: bool = False) -> Tensor:
+        """n samples from fixed noise (the same seed gives the same points), from the EMA
+        generator when there is one (``raw=True``: the trained generator itself).
 
         A conditional generator makes the classes ``labels`` (N,), by default
         0, 1, ..., num_classes - 1 in turn.
@@ -263,9 +291,11 @@ class GAN(L.LightningModule):
             if labels.shape != (n,):
                 raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        out = [self(self.sample_z(min(batch_size, n - i), generator=gen),
-                    None if labels is None else labels[i:i + batch_size])
-               for i in range(0, n, batch_size)]
+        G = self.generator if raw else self.sampling_generator
+        out = []
+        for i in range(0, n, batch_size):
+            z = self.sample_z(min(batch_size, n - i), generator=gen)
+            out.append(G(z) if labels is None else G(z, labels[i:i + batch_size]))
         return torch.cat(out)
 
     # --- checkpoints ----------------------------------------------------------------------

@@ -81,6 +81,10 @@ def test_loss_brings_its_papers_defaults(make_cfg):
     ("optim.g.lr=-1e-3", "optim.g.lr must be a positive number, got -0.001"),
     ("optim.d.lr=0", "optim.d.lr must be a positive number, got 0"),
     ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
+    ("ema.decay=1.5", "ema.decay must be a number in (0, 1) or null, got 1.5"),
+    ("ema.decay=0", "ema.decay must be a number in (0, 1) or null, got 0"),
+    ("ema.start=-1", "ema.start must be >= 0, got -1"),
+    ("nonfinite=ignore", "nonfinite must be 'stop' or 'skip', got 'ignore'"),
 ])
 def test_nonsensical_values_are_refused(make_cfg, override, message):
     with pytest.raises(ConfigError) as err:
