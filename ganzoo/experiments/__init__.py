@@ -1,0 +1,1 @@
+"""Experiments that run several trainings and compare them with theory."""

@@ -1,0 +1,54 @@
+"""The f-GAN Gaussian-fit experiment (Nowozin et al. 2016, Sec. 4.1), fast version.
+
+The exact optima come from ``best_fit``; for KL(P||Q) the best Gaussian is known in
+closed form (moment matching), which pins the numerical integration and minimisation.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from ganzoo.config import ConfigError
+from ganzoo.experiments.fgan_gaussian_fit import best_fit, fitted_gaussian, run
+from train import train
+
+MIX = ([-1.0, 2.0], [0.5, 0.5], [0.7, 0.3])
+
+
+def test_kl_optimum_is_moment_matching():
+    means, stds, weights = MIX
+    mean = sum(w * m for m, w in zip(means, weights, strict=True))
+    var = sum(w * (s**2 + m**2) for m, s, w in zip(means, stds, weights, strict=True)) - mean**2
+    mu, sigma, _ = best_fit("kl", *MIX)
+    assert mu == pytest.approx(mean, abs=1e-3)
+    assert sigma == pytest.approx(math.sqrt(var), abs=1e-3)
+
+
+def test_js_and_gan_share_their_optimum_and_differ_by_log_4():
+    mu_js, sigma_js, d_js = best_fit("js", *MIX)
+    mu_gan, sigma_gan, d_gan = best_fit("gan", *MIX)
+    assert (mu_gan, sigma_gan) == pytest.approx((mu_js, sigma_js), abs=1e-3)
+    assert d_gan == pytest.approx(d_js - math.log(4), abs=1e-6)
+
+
+def test_experiment_trains_each_divergence_in_its_own_directory(make_cfg, tmp_path):
+    cfg = make_cfg("experiment=fgan_gaussian_fit", "fit.divergences=[kl]", "steps=20",
+                   "ckpt_every=20")
+    rows = run(cfg, train)
+    saved = json.loads((tmp_path / "fit.json").read_text())
+    assert saved == rows and [r["divergence"] for r in rows] == ["kl"]
+    mu_hat, sigma_hat = fitted_gaussian(tmp_path / "kl" / "checkpoints" / "last.ckpt")
+    assert (rows[0]["mu_hat"], rows[0]["sigma_hat"]) == (mu_hat, sigma_hat)
+    assert (rows[0]["mu_star"], rows[0]["sigma_star"]) == pytest.approx(
+        best_fit("kl", *MIX)[:2])
+    assert (tmp_path / "fit.csv").read_text().startswith("divergence,mu_hat,sigma_hat")
+    state = torch.load(tmp_path / "kl" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["ganzoo"]["g_step"] == 20
+
+
+def test_unknown_divergence_is_one_clear_error(make_cfg):
+    cfg = make_cfg("experiment=fgan_gaussian_fit", "fit.divergences=[kl,hellinger]")
+    with pytest.raises(ConfigError, match="fit.divergences"):
+        run(cfg, train)
