@@ -57,7 +57,8 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
                               f"it describes ({first})") from exc
     G.latent_dim = int(meta["latent_dim"])
     G.data_shape = tuple(meta.get("data", {}).get("shape", ()))
-    G.num_classes = meta.get("num_classes")
+    # Conditional generators carry their class count; unconditional ones get None.
+    G.num_classes = int(getattr(G, "num_classes", 0) or 0) or None
     return G.to(device).eval()
 
 

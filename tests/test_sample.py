@@ -95,3 +95,21 @@ def test_other_architecture_is_refused(ckpt, tmp_path):
     torch.save(data, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="do not fit the generator it describes"):
         ganzoo.load_generator(tmp_path / "other.ckpt")
+
+
+def test_conditional_checkpoint_samples_the_asked_class(make_cfg, tmp_path, capsys):
+    train(make_cfg("data=digits", "model=dcgan", "model.conditional=true",
+                   "model.generator.width=8", "model.discriminator.width=8", "steps=2",
+                   "data.batch_size=8"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    G = ganzoo.load_generator(ckpt)
+    assert G.num_classes == 10
+    threes = sample(G, 6, seed=2, labels=torch.full((6,), 3))
+    fours = sample(G, 6, seed=2, labels=torch.full((6,), 4))
+    assert not torch.equal(threes, fours)
+    out = tmp_path / "threes.pt"
+    assert main([str(ckpt), "--n", "6", "--seed", "2", "--class", "3", "--out", str(out)]) == 0
+    torch.testing.assert_close(torch.load(out, weights_only=True), threes)
+    capsys.readouterr()
+    assert main([str(ckpt), "--class", "12"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --class must be in [0, 9], got 12"
