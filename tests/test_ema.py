@@ -50,3 +50,10 @@ def test_without_ema_sampling_uses_the_raw_generator(make_cfg, tmp_path):
     G = ganzoo.load_generator(tmp_path / "checkpoints" / "last.ckpt")
     for k, v in G.state_dict().items():
         assert torch.equal(v, ckpt["state_dict"][f"generator.{k}"])
+
+
+def test_image_models_average_by_default_and_toy_mlp_does_not(make_cfg):
+    assert make_cfg().ema.decay is None
+    assert make_cfg("data=cifar10").ema.decay == 0.999
+    assert make_cfg("data=digits", "model=resnet").ema.decay == 0.999
+    assert make_cfg("data=digits", "ema.decay=0.99").ema.decay == 0.99
