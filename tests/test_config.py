@@ -47,6 +47,13 @@ def test_every_model_and_data_build(make_cfg, model, data):
                 f"model: {model} generates 16x16, 32x32 or 64x64 images, "
                 f"data.shape is {list(dm.shape)}")
         return
+    if model == "gaussian" and tuple(dm.shape) != (1,):  # G(z) = mu + sigma z is 1-D only
+        with pytest.raises(InstantiationException) as err:
+            hydra.utils.instantiate(cfg.model.generator)
+        assert str(err.value.__cause__) == (
+            "model=gaussian is 1-D: it needs data.shape [1] and latent_dim 1, got "
+            f"{list(dm.shape)} and 1")
+        return
     G = hydra.utils.instantiate(cfg.model.generator)
     D = hydra.utils.instantiate(cfg.model.discriminator)
     x = G(torch.randn(4, cfg.model.latent_dim))
