@@ -75,7 +75,9 @@ def train(cfg: DictConfig) -> dict:
     )
     from ganzoo.gan import GAN, NonFiniteLossError
 
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
+    # build) is not news for the user: only their warnings reach the console.
+    for name in ("lightning.pytorch", "lightning.fabric", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
