@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ganzoo.config import ConfigError
-from ganzoo.experiments.fgan_gaussian_fit import best_fit, fitted_gaussian, run
+from ganzoo.experiments.fgan_gaussian_fit import best_fit, exact_descent, fitted_gaussian, run
 from train import train
 
-MIX = ([-1.0, 2.0], [0.5, 0.5], [0.7, 0.3])
+MIX = ([-1.0, 2.0], [0.5, 0.5], [0.8, 0.2])
 
 
 def test_kl_optimum_is_moment_matching():
@@ -31,6 +31,32 @@ def test_js_and_gan_share_their_optimum_and_differ_by_log_4():
     mu_gan, sigma_gan, d_gan = best_fit("gan", *MIX)
     assert (mu_gan, sigma_gan) == pytest.approx((mu_js, sigma_js), abs=1e-3)
     assert d_gan == pytest.approx(d_js - math.log(4), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["kl", "reverse_kl", "pearson", "squared_hellinger", "js",
+                                  "gan"])
+def test_the_preset_mixture_leads_every_target_from_the_start_to_its_global_optimum(name):
+    # The experiment's mixture is chosen so that descent on the exact divergence from the
+    # generator's start N(0, 1) ends at the global optimum, not in a local basin: what a
+    # well-trained critic can lead the generator to is then the table's (mu*, sigma*).
+    from omegaconf import OmegaConf
+
+    preset = OmegaConf.load("conf/experiment/fgan_gaussian_fit.yaml")
+    mixture = OmegaConf.to_container(preset.data.distribution)
+    mix = (mixture["means"], mixture["stds"], mixture["weights"])
+    assert mix == MIX
+    start = OmegaConf.load("conf/model/gaussian.yaml").generator
+    mu, sigma = exact_descent(name, *mix, mu=start.mu, sigma=start.sigma)
+    mu_star, sigma_star, _ = best_fit(name, *mix)
+    assert (mu, sigma) == pytest.approx((mu_star, sigma_star), abs=0.01)
+
+
+def test_a_start_in_a_local_basin_is_detected():
+    # With weight 0.7 on the near mode, 2 JS has a wide local minimum that holds N(0, 1).
+    mix = ([-1.0, 2.0], [0.5, 0.5], [0.7, 0.3])
+    mu, sigma = exact_descent("js", *mix, mu=0.0, sigma=1.0)
+    mu_star, sigma_star, _ = best_fit("js", *mix)
+    assert abs(mu - mu_star) > 0.5 and abs(sigma - sigma_star) > 0.5
 
 
 def test_experiment_trains_each_divergence_in_its_own_directory(make_cfg, tmp_path):

@@ -38,8 +38,7 @@ def best_fit(name: str, means: Sequence[float], stds: Sequence[float],
     """(mu*, sigma*, D*): the global minimiser of D_f(P || N(mu, sigma^2)) and its value."""
     lo, hi = min(means) - 4 * max(stds), max(means) + 4 * max(stds)
     span = hi - lo
-    x = torch.linspace(lo - 2 * span, hi + 2 * span, 3001, dtype=torch.float64)
-    log_p = _mixture_log_prob(x, means, stds, weights)
+    x, log_p = _grid(means, stds, weights)
     integrand = INTEGRANDS[name]
 
     def objective(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
@@ -71,6 +70,34 @@ def best_fit(name: str, means: Sequence[float], stds: Sequence[float],
     with torch.no_grad():
         value = objective(theta[:1], theta[1:])[0]
     return theta[0].item(), theta[1].exp().item(), value.item()
+
+
+def exact_descent(name: str, means: Sequence[float], stds: Sequence[float],
+                  weights: Sequence[float], mu: float = 0.0, sigma: float = 1.0,
+                  steps: int = 1500, lr: float = 3e-2) -> tuple[float, float]:
+    """Where plain gradient descent (Adam) on the exact, integrated D_f(P || N(mu, sigma^2))
+    goes from (mu, sigma): the fixed point a perfectly trained critic would lead the
+    generator to. When it differs from ``best_fit`` the start lies in a local basin."""
+    x, log_p = _grid(means, stds, weights)
+    integrand = INTEGRANDS[name]
+    theta = torch.tensor([mu, math.log(sigma)], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    for _ in range(steps):
+        z = (x - theta[0]) / theta[1].exp()
+        log_q = -0.5 * z**2 - theta[1] - LOG_SQRT_2PI
+        value = torch.trapezoid(integrand(log_p, log_q), x)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return theta[0].item(), theta[1].exp().item()
+
+
+def _grid(means, stds, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integration points covering the mixture generously, and log p on them."""
+    lo, hi = min(means) - 4 * max(stds), max(means) + 4 * max(stds)
+    span = hi - lo
+    x = torch.linspace(lo - 2 * span, hi + 2 * span, 3001, dtype=torch.float64)
+    return x, _mixture_log_prob(x, means, stds, weights)
 
 
 def fitted_gaussian(ckpt: Path) -> tuple[float, float]:
