@@ -301,9 +301,9 @@ class WGANGP(Wasserstein):
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
         x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-        out = D(x_hat)
+        out = _flat(D(x_hat)).float()
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-        norm = grad.flatten(1).norm(2, dim=1)  # (N,)
+        norm = grad.float().flatten(1).norm(2, dim=1)  # (N,); fp32 under mixed precision
         return self.gp_weight * ((norm - 1) ** 2).mean()
 
 
@@ -372,5 +372,5 @@ def r1_penalty(D, real: Tensor, gamma: float) -> Tensor:
     any callable from images to logits (a conditional critic with its labels bound).
     """
     x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_flat(D(x)).sum(), x, create_graph=True)
-    return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
+    (grad,) = torch.autograd.grad(_flat(D(x)).float().sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.float().flatten(1).pow(2).sum(dim=1).mean()  # fp32 under AMP
