@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo._compat import patch_lightning_pytree
-from ganzoo.losses import GANLoss, r1_penalty
+from ganzoo.losses import GANLoss, at_least_fp32, r1_penalty
 
 patch_lightning_pytree()
 
@@ -152,7 +152,7 @@ class GAN(L.LightningModule):
     def D(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The critic's logits as training computes them (compiled when model.compile)."""
         D = self.discriminator if self._compiled is None else self._compiled[1]
-        return (D(x) if y is None else D(x, y)).float()  # loss arithmetic in fp32 under AMP
+        return at_least_fp32(D(x) if y is None else D(x, y))  # loss arithmetic in fp32 (AMP)
 
     def _G(self, z: Tensor, y: Tensor | None) -> Tensor:
         G = self.generator if self._compiled is None else self._compiled[0]
