@@ -437,7 +437,8 @@ def table_markdown(rows: list[Row], args, seconds: float) -> str:
         f"{seconds:.0f} s in all.",
         "",
         "| model | loss | timed G steps (warm-up) x repeats | ganzoo G steps/s "
-        "| hand loop G steps/s | ratio (min-max) | ganzoo peak MiB | hand peak MiB |",
+        "| hand loop G steps/s | ratio: median of repeats (min-max) | ganzoo peak MiB "
+        "| hand peak MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
