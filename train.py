@@ -97,6 +97,8 @@ def train(cfg: DictConfig) -> dict:
         ema_decay=cfg.ema.decay, ema_start=cfg.ema.start,
         total_steps=cfg.steps, log_every=cfg.log_every, lr_decay=cfg.lr_decay,
         nonfinite=cfg.nonfinite,
+        compile=cfg.model.get("compile", False),
+        channels_last=cfg.model.get("channels_last", None),
     )
     module.extra_checkpoint = {
         "generator": OmegaConf.to_container(cfg.model.generator, resolve=True),

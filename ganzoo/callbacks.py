@@ -6,6 +6,7 @@ import signal
 import threading
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 
@@ -77,6 +78,13 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         # top-k bookkeeping names files in its own directory and stays with it.
         if state_dict.get("dirpath") == self.dirpath:
             super().load_state_dict(state_dict)
+
+    def _monitor_candidates(self, trainer: L.Trainer) -> dict:
+        # "step" in file names is the generator step, read here rather than logged by
+        # the module every step (a per-step self.log costs more than a small model's step).
+        candidates = super()._monitor_candidates(trainer)
+        candidates["step"] = torch.tensor(trainer.lightning_module.g_step)
+        return candidates
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step

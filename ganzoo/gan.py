@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo._compat import patch_lightning_pytree
-from ganzoo.losses import GANLoss, r1_penalty
+from ganzoo.losses import GANLoss, at_least_fp32, r1_penalty
 
 patch_lightning_pytree()
 
@@ -54,6 +54,8 @@ class GAN(L.LightningModule):
         nonfinite: str = "stop",
         ema_decay: float | None = None,
         ema_start: int = 0,
+        compile: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -95,10 +97,18 @@ class GAN(L.LightningModule):
         # Kept on the device and read only when figures are logged or a checkpoint is
         # written, so guarding costs no host synchronisation per step.
         self.register_buffer("_first_bad_step", torch.tensor([-1, -1]), persistent=False)
+        self._watched: list[tuple[int, int, Tensor]] = []  # (loss, step, value) not yet checked
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
         self.fuse_critic_pass = not has_batch_statistics(discriminator)
+        # GPU fast path. compile: the training passes of G and D run through torch.compile
+        # (the modules themselves, their weights and checkpoints stay as they are; a
+        # gradient penalty differentiates twice, which compiled graphs cannot, so it uses
+        # the plain critic). channels_last: conv nets in NHWC; None: on CUDA only.
+        self._compiled = (torch.compile(generator), torch.compile(discriminator)) \
+            if compile else None  # a tuple, so not registered as submodules
+        self.channels_last = channels_last
         self.last_train: dict[str, float] = {}  # last logged training figures (host floats)
         self.last_eval: dict[str, float] = {}
         self.evaluator: Callable[[GAN], dict[str, float]] | None = None
@@ -140,13 +150,33 @@ class GAN(L.LightningModule):
         return self.generator
 
     def D(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.discriminator(x) if y is None else self.discriminator(x, y)
+        """The critic's logits as training computes them (compiled when model.compile)."""
+        D = self.discriminator if self._compiled is None else self._compiled[1]
+        return at_least_fp32(D(x) if y is None else D(x, y))  # loss arithmetic in fp32 (AMP)
+
+    def _G(self, z: Tensor, y: Tensor | None) -> Tensor:
+        G = self.generator if self._compiled is None else self._compiled[0]
+        return G(z) if y is None else G(z, y)
+
+    def _plain_critic(self, y: Tensor | None) -> Callable[[Tensor], Tensor]:
+        """The uncompiled critic (labels bound), for penalties that differentiate twice."""
+        D = self.discriminator
+        return D if y is None else (lambda x: D(x, y))
+
+    def on_fit_start(self) -> None:
+        use = self.channels_last
+        if use is None:
+            use = self.device.type == "cuda"
+        if use:  # only 4-D weights change layout; MLPs are unaffected
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        self._channels_last = bool(use)
 
     def r1(self, real: Tensor, labels: Tensor | None) -> Tensor:
         """The R1 term of this critic step: zero except every r1_every-th step."""
         if not self.r1_gamma or self.d_step % self.r1_every:
             return real.new_zeros(())
-        return self.r1_every * r1_penalty(lambda x: self.D(x, labels), real, self.r1_gamma)
+        return self.r1_every * r1_penalty(self._plain_critic(labels), real, self.r1_gamma)
 
     # --- one step -----------------------------------------------------------------------
 
@@ -161,20 +191,33 @@ class GAN(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if real.dim() == 4 and getattr(self, "_channels_last", False):
+            real = real.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC
         y_real = batch[1] if self.num_classes else None
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
 
-        # Critic update; the generator is frozen (no graph is built through it).
+        # With k = 1 the generator update follows at once and reuses this fake batch (and
+        # its graph), so G runs forward once per iteration, as in the DCGAN reference
+        # code; with k > 1 the critic's fakes are drawn without a graph and the generator
+        # update draws its own.
+        reuse = self.n_critic == 1
+        y_fake = self.sample_labels(n)
+        with torch.set_grad_enabled(reuse):
+            fake_g = self._G(self.sample_z(n), y_fake)
+        fake = fake_g.detach()
+        # Critic update; the generator is frozen.
         self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            y_fake = self.sample_labels(n)
-            fake = self(self.sample_z(n), y_fake)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        critic = self.discriminator if y_real is None else (lambda x: self.D(x, y_real))
-        penalty = self.loss.penalty(critic, real, fake) + self.r1(real, y_real)
-        d_total = d_loss + penalty
+        critic = self._plain_critic(y_real)
+        penalty = None  # skip the zero tensors' arithmetic when no penalty is on
+        if type(self.loss).penalty is not GANLoss.penalty:
+            penalty = self.loss.penalty(critic, real, fake)
+        if self.r1_gamma and self.d_step % self.r1_every == 0:
+            r1 = self.r1(real, y_real)
+            penalty = r1 if penalty is None else penalty + r1
+        d_total = d_loss if penalty is None else d_loss + penalty
         skip = self._guard(d_total, "train/d_loss")
         if not skip:
             opt_d.zero_grad(set_to_none=True)
@@ -188,8 +231,12 @@ class GAN(L.LightningModule):
 
         # Generator update; the critic is frozen.
         self.toggle_optimizer(opt_g)
-        y_g = self.sample_labels(n)
-        fake_logits_g = self.D(self(self.sample_z(n), y_g), y_g)
+        if reuse:
+            y_g = y_fake
+        else:
+            y_g = self.sample_labels(n)
+            fake_g = self._G(self.sample_z(n), y_g)
+        fake_logits_g = self.D(fake_g, y_g)
         g_loss = self.loss.g_loss(fake_logits_g)
         if not self._guard(g_loss, "train/g_loss"):
             opt_g.zero_grad(set_to_none=True)
@@ -206,7 +253,6 @@ class GAN(L.LightningModule):
             # The run ends on generator steps; Lightning's max_steps (optimiser steps)
             # is only a backstop, since skipped updates take no optimiser step.
             self.trainer.should_stop = True
-        self.log("step", float(self.g_step), logger=False)  # names checkpoints by g_step
 
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
             if self.nonfinite == "stop":
@@ -215,7 +261,7 @@ class GAN(L.LightningModule):
                 figures = {
                     "train/d_loss": d_loss,
                     "train/g_loss": g_loss,
-                    "train/penalty": penalty,
+                    "train/penalty": d_loss.new_zeros(()) if penalty is None else penalty,
                     "train/divergence": self.loss.divergence(real_logits, fake_logits),
                     "train/d_real": real_logits.mean(),
                     "train/d_fake": fake_logits.mean(),
@@ -238,14 +284,31 @@ class GAN(L.LightningModule):
                 return False
             self.skipped_steps += 1
             return True
-        i = self._GUARDED.index(what)
-        first = self._first_bad_step[i]
-        bad = ~torch.isfinite(loss.detach()) & (first < 0)
-        self._first_bad_step[i] = torch.where(bad, self.g_step + 1, first)
+        # Only remember the loss here; _fold_watched checks a batch of them at once (a
+        # few tensor operations per log interval instead of several per update).
+        self._watched.append((self._GUARDED.index(what), self.g_step + 1, loss.detach()))
+        if len(self._watched) >= 1024:
+            self._fold_watched()
         return False
+
+    def _fold_watched(self) -> None:
+        """Record in _first_bad_step the first step whose watched loss is not finite, on the
+        device (no host synchronisation)."""
+        if not self._watched:
+            return
+        first = self._first_bad_step
+        which = torch.tensor([w[0] for w in self._watched], device=first.device)
+        steps = torch.tensor([w[1] for w in self._watched], device=first.device)
+        bad = ~torch.isfinite(torch.stack([w[2].float() for w in self._watched]))
+        never = torch.iinfo(steps.dtype).max
+        for i in range(len(self._GUARDED)):
+            step = torch.where(bad & (which == i), steps, never).min()
+            first[i] = torch.where((first[i] < 0) & (step < never), step, first[i])
+        self._watched.clear()
 
     def check_finite(self) -> None:
         """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
+        self._fold_watched()
         steps = self._first_bad_step.tolist()
         bad = [(step, name) for step, name in zip(steps, self._GUARDED, strict=True) if step >= 0]
         if bad:

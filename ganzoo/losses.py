@@ -45,6 +45,11 @@ def _flat(logits: Tensor) -> Tensor:
     return logits
 
 
+def at_least_fp32(x: Tensor) -> Tensor:
+    """fp16/bf16 (autocast outputs) as fp32; fp32 and fp64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class GANLoss(nn.Module):
     """Base class of the loss plugins. Subclasses implement d_loss and g_loss."""
 
@@ -301,9 +306,9 @@ class WGANGP(Wasserstein):
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
         x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-        out = D(x_hat)
+        out = at_least_fp32(_flat(D(x_hat)))
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-        norm = grad.flatten(1).norm(2, dim=1)  # (N,)
+        norm = at_least_fp32(grad).flatten(1).norm(2, dim=1)  # (N,); fp32 under mixed precision
         return self.gp_weight * ((norm - 1) ** 2).mean()
 
 
@@ -372,5 +377,5 @@ def r1_penalty(D, real: Tensor, gamma: float) -> Tensor:
     any callable from images to logits (a conditional critic with its labels bound).
     """
     x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_flat(D(x)).sum(), x, create_graph=True)
-    return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
+    (grad,) = torch.autograd.grad(at_least_fp32(_flat(D(x))).sum(), x, create_graph=True)
+    return 0.5 * gamma * at_least_fp32(grad).flatten(1).pow(2).sum(dim=1).mean()  # fp32 under AMP

@@ -1,0 +1,95 @@
+"""Start-up cost: ``train.py --help``, and the default run's time to its first step.
+
+    uv run python benchmarks/startup.py            # 3 repeats each, medians
+    uv run python benchmarks/startup.py --repeats 5
+
+Times are wall-clock from launching the process (``uv run``, as a user types it) to
+the help text's end, and to the end of the first training step of ``uv run train.py``
+(the embedded default: ring, mlp, non-saturating), which is then stopped. Also lists
+which heavy optional packages each path has imported by then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "lightning", "torchvision", "torchmetrics", "wandb", "matplotlib", "sklearn",
+         "scipy", "pandas")
+
+
+class FirstStep(L.Callback):
+    """Writes the time and the heavy modules loaded at the end of the first step, then
+    stops training."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_step >= 1 and not trainer.should_stop:
+            Path(self.path).write_text(json.dumps(
+                {"time": time.time(), "modules": [m for m in HEAVY if m in sys.modules]}))
+            trainer.should_stop = True
+
+
+def time_help() -> float:
+    start = time.time()
+    subprocess.run(["uv", "run", "train.py", "--help"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.time() - start
+
+
+def help_imports() -> list[str]:
+    code = ("import sys, runpy; sys.argv = ['train.py', '--help']\n"
+            "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)")
+    out = subprocess.run(["uv", "run", "python", "-c", code], cwd=ROOT, check=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return eval(out.stderr.strip().splitlines()[-1])  # a list literal we printed
+
+
+def time_first_step() -> tuple[float, list[str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        marker = Path(tmp) / "first.json"
+        path = f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}"
+        env = dict(os.environ, PYTHONPATH=path)
+        start = time.time()
+        subprocess.run(["uv", "run", "train.py", "trainer.enable_progress_bar=false",
+                        f"hydra.run.dir={tmp}/run", "+callbacks.first._target_=startup.FirstStep",
+                        f"+callbacks.first.path={marker}"],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        info = json.loads(marker.read_text())
+    return info["time"] - start, info["modules"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    helps, firsts, modules = [], [], []
+    for _ in range(args.repeats):
+        helps.append(time_help())
+        t, modules = time_first_step()
+        firsts.append(t)
+    med = statistics.median
+    print("| what | median wall time (s) | runs | heavy packages imported by then |")
+    print("|---|---|---|---|")
+    print(f"| `uv run train.py --help` | {med(helps):.2f} | "
+          f"{', '.join(f'{h:.2f}' for h in helps)} | {', '.join(help_imports()) or 'none'} |")
+    print(f"| `uv run train.py`: launch to end of first step | {med(firsts):.2f} | "
+          f"{', '.join(f'{f:.2f}' for f in firsts)} | {', '.join(modules)} |")
+
+
+if __name__ == "__main__":
+    main()
