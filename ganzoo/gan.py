@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.losses import GANLoss, r1_penalty
+from ganzoo.nets.pack import Packed
 
 patch_lightning_pytree()
 
@@ -146,7 +147,17 @@ class GAN(L.LightningModule):
         """The R1 term of this critic step: zero except every r1_every-th step."""
         if not self.r1_gamma or self.d_step % self.r1_every:
             return real.new_zeros(())
-        return self.r1_every * r1_penalty(lambda x: self.D(x, labels), real, self.r1_gamma)
+        critic, (real,) = self.penalty_view(labels, real)
+        return self.r1_every * r1_penalty(critic, real, self.r1_gamma)
+
+    def penalty_view(self, labels: Tensor | None,
+                     *samples: Tensor) -> tuple[Callable[[Tensor], Tensor], list[Tensor]]:
+        """The critic and inputs that sample penalties act on: a packed critic (PacGAN,
+        ``ganzoo.nets.pack``) is penalised on its own inputs, whole packs."""
+        D = self.discriminator
+        if isinstance(D, Packed):
+            return D.critic, [D.pack_batch(x) for x in samples]
+        return (D if labels is None else (lambda x: self.D(x, labels))), list(samples)
 
     # --- one step -----------------------------------------------------------------------
 
@@ -156,7 +167,9 @@ class GAN(L.LightningModule):
         if self.fuse_critic_pass:
             y = None if y_real is None else torch.cat([y_real, y_fake])
             logits = self.D(torch.cat([real, fake]), y)
-            return logits[: real.shape[0]], logits[real.shape[0]:]
+            # One logit per sample, or per pack of m samples with a packed critic.
+            n_real = logits.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
+            return logits[:n_real], logits[n_real:]
         return self.D(real, y_real), self.D(fake, y_fake)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
@@ -172,8 +185,8 @@ class GAN(L.LightningModule):
             fake = self(self.sample_z(n), y_fake)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        critic = self.discriminator if y_real is None else (lambda x: self.D(x, y_real))
-        penalty = self.loss.penalty(critic, real, fake) + self.r1(real, y_real)
+        critic, (real_in, fake_in) = self.penalty_view(y_real, real, fake)
+        penalty = self.loss.penalty(critic, real_in, fake_in) + self.r1(real, y_real)
         d_total = d_loss + penalty
         skip = self._guard(d_total, "train/d_loss")
         if not skip:
