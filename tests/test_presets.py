@@ -24,7 +24,7 @@ def test_preset_has_the_pacgan_setup(make_cfg, preset):
         assert opt._target_ == "torch.optim.Adam"
         assert opt.lr == cfg.model.lr[player]
         assert list(opt.betas) == [0.8, 0.999]
-    assert (cfg.steps, cfg.lr_decay, cfg.eval_every) == (STEPS, LR_DECAY, 0)
+    assert (cfg.steps, cfg.lr_decay, cfg.eval_every) == (STEPS, LR_DECAY, 10_000)
     assert cfg.model.lr.g == LR and cfg.model.lr.d == LR
 
     dm = instantiate(cfg.data)
@@ -77,5 +77,63 @@ def test_preset_trains(make_cfg, preset):
     assert 0 <= metrics["eval/modes"] <= PRESETS[preset][1]
 
 
-# The documented budget (conf/experiment/*_pacgan.yaml, README "Mode coverage").
-STEPS, LR_DECAY, LR = 20000, "linear", 1.0e-4
+# The documented budget (conf/experiment/*_pacgan.yaml, README "Mode coverage"): the paper's.
+STEPS, LR_DECAY, LR = 400_000, "none", 1.0e-4
+
+
+# --- benchmarks/mode_coverage.py ---------------------------------------------------------
+
+
+def _bench():
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("mode_coverage",
+                                                  ROOT / "benchmarks" / "mode_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl", "pack4"])
+def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
+    bench = _bench()
+    overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
+    cfg = make_cfg(*overrides, fast=False)
+    k = 5 if config == "wgan_gp" else 1
+    assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 1e-3 and cfg.lr_decay == "linear"
+    assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
+    assert cfg.model.pack == (4 if config == "pack4" else 1)
+    assert cfg.data.name == "grid" and cfg.data.batch_size == 100
+    paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
+    assert paper.steps == 400_000 and list(paper.optim.g.betas) == (
+        [0.0, 0.9] if k == 5 else [0.8, 0.999])
+
+
+def test_benchmark_rewrites_only_its_section(tmp_path):
+    bench = _bench()
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Throughput\n\nfast\n\n## Mode coverage\n\nold\n"
+                    "\n## Start-up\n\nquick\n")
+    bench.write_section(path, "## Mode coverage\n\nnew\n")
+    assert path.read_text() == ("# Benchmark results\n\n## Throughput\n\nfast\n\n"
+                                "## Mode coverage\n\nnew\n\n## Start-up\n\nquick\n")
+    fresh = tmp_path / "new.md"
+    bench.write_section(fresh, "## Mode coverage\n\nrows\n")
+    assert fresh.read_text() == "# Benchmark results\n\n## Mode coverage\n\nrows\n"
+
+
+def test_benchmark_table_reports_mean_and_std_over_seeds():
+    bench = _bench()
+    rows = [{"data": "ring", "config": "pack2", "seed": s, "steps": 4000, "time_s": 10.0,
+             "eval/modes": m, "eval/hq": hq, "eval/reverse_kl": kl}
+            for s, (m, hq, kl) in enumerate([(8, 90.0, 0.1), (6, 80.0, 0.3)])]
+    table = bench.table(rows, ["ring"], ["pack2"])
+    assert "| ring | PacGAN2 (non-saturating) | 2 | 4000 | 7.0 ± 1.4 | 85.0 ± 7.1 | 0.20 ± 0.14 |" \
+        in table
+    assert "| ring | *GAN (Lin et al. 2018, Tab. 1)* | 10 | 400,000 | 6.3 ± 0.5 | 98.2 ± 0.2 " \
+        in table
+    rows[1]["eval/reverse_kl"] = float("inf")  # a run without high-quality samples
+    assert "| inf |" in bench.table(rows, ["ring"], ["pack2"])
