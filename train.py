@@ -54,6 +54,18 @@ def _prepare_models(cfg: DictConfig, dm, generator, discriminator, loss) -> None
         raise ConfigError(str(exc)) from exc
 
 
+def _discriminator(cfg: DictConfig, dm):
+    """The critic; with ``model.pack=m`` (PacGAN) built for packs of m samples and wrapped."""
+    pack = int(cfg.model.get("pack", 1) or 1)
+    if pack == 1:
+        return _instantiate(cfg.model.discriminator, "model.discriminator")
+    from ganzoo.nets.pack import Packed, packed_shape
+
+    critic = _instantiate(cfg.model.discriminator, "model.discriminator",
+                          data_shape=packed_shape(dm.shape, pack))
+    return Packed(critic, pack, dm.shape)
+
+
 def _json_safe(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
@@ -85,7 +97,7 @@ def train(cfg: DictConfig) -> dict:
 
     dm = _instantiate(cfg.data, "data")
     generator = _instantiate(cfg.model.generator, "model.generator")
-    discriminator = _instantiate(cfg.model.discriminator, "model.discriminator")
+    discriminator = _discriminator(cfg, dm)
     loss = _instantiate(cfg.loss, "loss")
     _prepare_models(cfg, dm, generator, discriminator, loss)
     module = GAN(

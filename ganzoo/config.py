@@ -32,6 +32,21 @@ def _check_int(cfg: DictConfig, key: str, minimum: int) -> None:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
 
 
+def _check_pack(cfg: DictConfig) -> None:
+    """model.pack (PacGAN): the critic judges packs of that many samples of one batch."""
+    _check_int(cfg, "model.pack", 1)
+    pack = _get(cfg, "model.pack")
+    if pack is None or pack == 1:
+        return
+    if _get(cfg, "model.conditional"):
+        raise ConfigError(f"model.pack={pack}: packing is not available for a class-conditional "
+                          "model (model.conditional=true)")
+    batch = _get(cfg, "data.batch_size")
+    if isinstance(batch, int) and batch % pack:
+        raise ConfigError(f"model.pack={pack} must divide the batch size, data.batch_size="
+                          f"{batch}: the critic judges packs of {pack} samples")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
     _check_int(cfg, "steps", 1)
@@ -46,6 +61,7 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "seed", 0)
     _check_int(cfg, "data.batch_size", 1)
     _check_int(cfg, "model.latent_dim", 1)
+    _check_pack(cfg)
     for player in ("g", "d"):
         lr = _get(cfg, f"optim.{player}.lr")
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))

@@ -21,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.losses import GANLoss, at_least_fp32, r1_penalty
+from ganzoo.nets.pack import Packed
 
 patch_lightning_pytree()
 
@@ -158,11 +159,6 @@ class GAN(L.LightningModule):
         G = self.generator if self._compiled is None else self._compiled[0]
         return G(z) if y is None else G(z, y)
 
-    def _plain_critic(self, y: Tensor | None) -> Callable[[Tensor], Tensor]:
-        """The uncompiled critic (labels bound), for penalties that differentiate twice."""
-        D = self.discriminator
-        return D if y is None else (lambda x: D(x, y))
-
     def on_fit_start(self) -> None:
         use = self.channels_last
         if use is None:
@@ -176,7 +172,18 @@ class GAN(L.LightningModule):
         """The R1 term of this critic step: zero except every r1_every-th step."""
         if not self.r1_gamma or self.d_step % self.r1_every:
             return real.new_zeros(())
-        return self.r1_every * r1_penalty(self._plain_critic(labels), real, self.r1_gamma)
+        critic, (real,) = self.penalty_view(labels, real)
+        return self.r1_every * r1_penalty(critic, real, self.r1_gamma)
+
+    def penalty_view(self, labels: Tensor | None,
+                     *samples: Tensor) -> tuple[Callable[[Tensor], Tensor], list[Tensor]]:
+        """The critic and inputs that sample penalties act on: the uncompiled critic (they
+        differentiate twice), with labels bound; a packed critic (PacGAN,
+        ``ganzoo.nets.pack``) is penalised on its own inputs, whole packs."""
+        D = self.discriminator
+        if isinstance(D, Packed):
+            return D.critic, [D.pack_batch(x) for x in samples]
+        return (D if labels is None else (lambda x: D(x, labels))), list(samples)
 
     # --- one step -----------------------------------------------------------------------
 
@@ -186,7 +193,9 @@ class GAN(L.LightningModule):
         if self.fuse_critic_pass:
             y = None if y_real is None else torch.cat([y_real, y_fake])
             logits = self.D(torch.cat([real, fake]), y)
-            return logits[: real.shape[0]], logits[real.shape[0]:]
+            # One logit per sample, or per pack of m samples with a packed critic.
+            n_real = logits.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
+            return logits[:n_real], logits[n_real:]
         return self.D(real, y_real), self.D(fake, y_fake)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
@@ -210,10 +219,10 @@ class GAN(L.LightningModule):
         self.toggle_optimizer(opt_d)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        critic = self._plain_critic(y_real)
         penalty = None  # skip the zero tensors' arithmetic when no penalty is on
         if type(self.loss).penalty is not GANLoss.penalty:
-            penalty = self.loss.penalty(critic, real, fake)
+            critic, (real_in, fake_in) = self.penalty_view(y_real, real, fake)
+            penalty = self.loss.penalty(critic, real_in, fake_in)
         if self.r1_gamma and self.d_step % self.r1_every == 0:
             r1 = self.r1(real, y_real)
             penalty = r1 if penalty is None else penalty + r1

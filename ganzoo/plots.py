@@ -16,7 +16,9 @@ def _critic_on(D: nn.Module, x: Tensor) -> Tensor:
     was_training = D.training
     D.eval()
     try:
-        return torch.cat([D(chunk) for chunk in x.split(8192)]).reshape(-1).float().cpu()
+        # A packed critic (PacGAN) is shown on packs of m copies of each point.
+        critic = getattr(D, "pointwise", D)
+        return torch.cat([critic(chunk) for chunk in x.split(8192)]).reshape(-1).float().cpu()
     finally:
         D.train(was_training)
 
@@ -46,7 +48,9 @@ def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: 
         logits = _critic_on(D, grid.to(device)).reshape(200, 200)
         mesh = ax.pcolormesh(gx.numpy(), gy.numpy(), logits.numpy(), cmap="coolwarm",
                              shading="auto", alpha=0.8)
-        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label="critic output D(x)")
+        label = ("critic output D(x)" if not hasattr(D, "pointwise")
+                 else f"critic output D(x, ..., x), {D.pack} copies")
+        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label=label)
         ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=4, c="k", alpha=0.3, label="data")
         ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=4, c="#f5b800", alpha=0.6,
                    label="generated")

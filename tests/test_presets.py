@@ -1,0 +1,139 @@
+"""The PacGAN 2-D presets compose with their documented values and train."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from ganzoo.nets.maxout import Maxout
+from ganzoo.nets.pack import Packed
+from train import _discriminator, train
+
+PRESETS = {"ring_pacgan": ("ring", 8), "grid_pacgan": ("grid", 25)}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_has_the_pacgan_setup(make_cfg, preset):
+    cfg = make_cfg(f"experiment={preset}", fast=False)
+    data, n_modes = PRESETS[preset]
+    assert cfg.data.name == data and cfg.loss._target_ == "ganzoo.losses.NonSaturating"
+    assert cfg.data.batch_size == 100 and cfg.data.n_train == 100_000
+    assert cfg.model.latent_dim == 2 and cfg.model.pack == 1 and cfg.n_critic == 1
+    for player in ("g", "d"):
+        opt = cfg.optim[player]
+        assert opt._target_ == "torch.optim.Adam"
+        assert opt.lr == cfg.model.lr[player]
+        assert list(opt.betas) == [0.8, 0.999]
+    assert (cfg.steps, cfg.lr_decay, cfg.eval_every) == (STEPS, LR_DECAY, 10_000)
+    assert cfg.model.lr.g == LR and cfg.model.lr.d == LR
+
+    dm = instantiate(cfg.data)
+    assert dm.n_modes == n_modes and dm.train_set.shape == (100_000, 2)
+    G = instantiate(cfg.model.generator)
+    linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (2, 400), (400, 400), (400, 400), (400, 400), (400, 2)]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in G.modules()) == 4
+    assert sum(isinstance(m, nn.ReLU) for m in G.modules()) == 4
+    D = _discriminator(cfg, dm)
+    maxouts = [m for m in D.modules() if isinstance(m, Maxout)]
+    assert [(m.linear.in_features, m.out_features, m.pieces) for m in maxouts] == [
+        (2, 200, 5), (200, 200, 5), (200, 200, 5)]
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in D.modules())
+
+
+def test_preset_with_pack_builds_the_packed_critic(make_cfg):
+    cfg = make_cfg("experiment=grid_pacgan", "model.pack=4", fast=False)
+    D = _discriminator(cfg, instantiate(cfg.data))
+    assert isinstance(D, Packed) and D.pack == 4
+    first = next(m for m in D.modules() if isinstance(m, Maxout))
+    assert first.linear.in_features == 8  # 4 points of 2 coordinates
+    assert D(torch.zeros(100, 2)).shape == (25,)
+
+
+def test_preset_keeps_the_chosen_loss_own_critic_steps(make_cfg):
+    cfg = make_cfg("experiment=ring_pacgan", "loss=wgan_gp", fast=False)
+    assert cfg.loss._target_ == "ganzoo.losses.WGANGP" and cfg.n_critic == 5
+
+
+def test_training_batches_come_from_the_fixed_training_set(make_cfg):
+    cfg = make_cfg("experiment=grid_pacgan", "data.n_train=1000", fast=False)
+    dm = instantiate(cfg.data)
+    again = instantiate(cfg.data)
+    assert torch.equal(dm.train_set, again.train_set)  # drawn once, from the seed
+    stream = iter(dm.train_dataloader())
+    batches = [next(stream) for _ in range(3)]
+    rows = {tuple(r) for r in dm.train_set.tolist()}
+    assert all(b.shape == (100, 2) and all(tuple(r) in rows for r in b.tolist())
+               for b in batches)
+    again.seek(2)  # a pure function of (seed, position): resumable
+    assert torch.equal(next(iter(again.train_dataloader())), batches[2])
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_trains(make_cfg, preset):
+    metrics = train(make_cfg(f"experiment={preset}", "steps=3", "model.pack=2"))
+    assert metrics["status"] == "completed" and metrics["steps"] == 3
+    assert 0 <= metrics["eval/modes"] <= PRESETS[preset][1]
+
+
+# The documented budget (conf/experiment/*_pacgan.yaml, README "Mode coverage"): the paper's.
+STEPS, LR_DECAY, LR = 400_000, "none", 1.0e-4
+
+
+# --- benchmarks/mode_coverage.py ---------------------------------------------------------
+
+
+def _bench():
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("mode_coverage",
+                                                  ROOT / "benchmarks" / "mode_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl", "pack4"])
+def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
+    bench = _bench()
+    overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
+    cfg = make_cfg(*overrides, fast=False)
+    k = 5 if config == "wgan_gp" else 1
+    assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 1e-3 and cfg.lr_decay == "linear"
+    assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
+    assert cfg.model.pack == (4 if config == "pack4" else 1)
+    assert cfg.data.name == "grid" and cfg.data.batch_size == 100
+    paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
+    assert paper.steps == 400_000 and list(paper.optim.g.betas) == (
+        [0.0, 0.9] if k == 5 else [0.8, 0.999])
+
+
+def test_benchmark_rewrites_only_its_section(tmp_path):
+    bench = _bench()
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Throughput\n\nfast\n\n## Mode coverage\n\nold\n"
+                    "\n## Start-up\n\nquick\n")
+    bench.write_section(path, "## Mode coverage\n\nnew\n")
+    assert path.read_text() == ("# Benchmark results\n\n## Throughput\n\nfast\n\n"
+                                "## Mode coverage\n\nnew\n\n## Start-up\n\nquick\n")
+    fresh = tmp_path / "new.md"
+    bench.write_section(fresh, "## Mode coverage\n\nrows\n")
+    assert fresh.read_text() == "# Benchmark results\n\n## Mode coverage\n\nrows\n"
+
+
+def test_benchmark_table_reports_mean_and_std_over_seeds():
+    bench = _bench()
+    rows = [{"data": "ring", "config": "pack2", "seed": s, "steps": 4000, "time_s": 10.0,
+             "eval/modes": m, "eval/hq": hq, "eval/reverse_kl": kl}
+            for s, (m, hq, kl) in enumerate([(8, 90.0, 0.1), (6, 80.0, 0.3)])]
+    table = bench.table(rows, ["ring"], ["pack2"])
+    assert "| ring | PacGAN2 (non-saturating) | 2 | 4000 | 7.0 ± 1.4 | 85.0 ± 7.1 | 0.20 ± 0.14 |" \
+        in table
+    assert "| ring | *GAN (Lin et al. 2018, Tab. 1)* | 10 | 400,000 | 6.3 ± 0.5 | 98.2 ± 0.2 " \
+        in table
+    rows[1]["eval/reverse_kl"] = float("inf")  # a run without high-quality samples
+    assert "| inf |" in bench.table(rows, ["ring"], ["pack2"])
