@@ -82,8 +82,10 @@ class GanzooWandbLogger(WandbLogger):
         if self._experiment is None:
             return None
         run = self._experiment
-        offline = bool(getattr(run, "offline", False))
-        sync_dir, url = run.settings.sync_dir, getattr(run, "url", None)
+        mode = run.settings.mode
+        offline = mode in ("offline", "dryrun")
+        sync_dir = run.settings.sync_dir
+        url = run.url if mode == "online" else None  # (asking an offline run for it warns)
         run.finish()
         self._experiment = None
         if offline:
