@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-# Overrides that say where or how a run is written, not what it trains.
-_NOT_IN_GROUP = ("seed", "out_dir", "ckpt_path", "logger", "hydra.", "trainer.enable_progress_bar")
+# Overrides that say where or how a run is written or shown, not what it trains.
+_NOT_IN_NAME = ("out_dir", "ckpt_path", "logger", "hydra.", "trainer.enable_progress_bar")
 
 
 def log_image(loggers: Iterable[Logger], key: str, path: str | Path, step: int) -> None:
@@ -64,18 +64,27 @@ def _overrides() -> tuple[list[str], str | None]:
 
 
 def run_name_and_group(overrides: list[str], sweep_dir: str | None) -> tuple[str, str]:
-    """Name: all overrides (``loss=wgan_gp,seed=1``). Group: the sweep for a multirun, so a
-    sweep is one group; else the overrides without the seed, so seeds group together."""
-    name = ",".join(overrides) or "default"
+    """Name: the overrides that change what is trained (``loss=wgan_gp,seed=1``; not
+    out_dir, logger, ...). Group: the sweep for a multirun, so a sweep is one group; else
+    the name without the seed, so repeated seeds group together."""
+    def key(override: str) -> str:
+        return override.lstrip("+~").split("=", 1)[0]
+
+    kept = [o for o in overrides if not key(o).startswith(_NOT_IN_NAME)]
+    name = ",".join(kept) or "default"
     if sweep_dir is not None:
         return name, f"sweep {sweep_dir}"
-    kept = [o for o in overrides
-            if not o.lstrip("+~").split("=", 1)[0].startswith(_NOT_IN_GROUP)]
-    return name, ",".join(kept) or "default"
+    return name, ",".join(o for o in kept if key(o) != "seed") or "default"
 
 
 class GanzooWandbLogger(WandbLogger):
     """Lightning's WandbLogger, silent on the console and closed explicitly by train()."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            # wandb warns about the deprecated setting even when it is None.
+            self._wandb_init.pop("anonymous", None)
 
     def close(self) -> str | None:
         """Finish the run (flushing it to disk); return a line telling where it is."""

@@ -51,7 +51,9 @@ def test_scores_equal_torchmetrics_fed_the_images_directly(tmp_path):
     cfg = _metrics_cfg(n_samples=120, batch_size=50, kid_subsets=5, kid_subset_size=40,
                        extractor={"_target_": "tests.tiny_extractor.TinyFeatures"})
     metrics = ImageMetrics.from_config(cfg, dm)
+    rng = torch.get_rng_state()
     figures = metrics(_FakeGAN())
+    torch.testing.assert_close(torch.get_rng_state(), rng)  # the training stream is untouched
 
     real = torch.cat(list(dm.real_images(120, 50)))  # (120, 1, 16, 16) uint8
     assert real.dtype == torch.uint8 and real.shape == (120, 1, 16, 16)
@@ -80,6 +82,20 @@ def test_real_images_are_the_same_fixed_subset(tmp_path):
     b = torch.cat(list(ImageDataModule("digits", [1, 16, 16], seed=9).real_images(100, 64)))
     torch.testing.assert_close(a, b)  # independent of the run seed and of the batch size
     assert len(torch.cat(list(dm.real_images(5000, 1000)))) == 1797  # at most the set
+
+
+def test_real_images_of_a_streamed_folder(tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.new("RGB", (20, 20), (40 * i, 0, 255 - 40 * i)).save(tmp_path / f"{i}.png")
+    dm = ImageDataModule("imagefolder", [3, 16, 16], root=str(tmp_path), on_device=False,
+                         num_workers=0)
+    batches = list(dm.real_images(4, 3))
+    assert [tuple(b.shape) for b in batches] == [(3, 3, 16, 16), (1, 3, 16, 16)]
+    assert all(b.dtype == torch.uint8 for b in batches)
+    reds = torch.cat(batches)[:, 0, 0, 0].tolist()  # each file is one flat colour
+    assert len(set(reds)) == 4 and set(reds) <= {0, 40, 80, 120, 160}  # 4 distinct files
 
 
 def test_training_logs_fid_kid_is_and_second_run_reads_the_cache(make_cfg, tmp_path,

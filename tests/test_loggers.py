@@ -76,7 +76,9 @@ def test_wandb_offline_run_holds_figures_config_and_images(make_cfg, tmp_path, m
     metrics = train(make_cfg(*SHORT, "logger=wandb"))
     [run_dir] = (tmp_path / "wandb").glob("offline-run-*")
 
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "wandb" not in captured.err  # no banner, no warning
     assert f"  W&B run saved offline; upload it with: wandb sync {run_dir}\n" in out
 
     records = _wandb_records(run_dir)
@@ -112,8 +114,8 @@ def test_wandb_offline_run_holds_figures_config_and_images(make_cfg, tmp_path, m
 
 def test_run_name_and_group_from_overrides():
     overrides = ["loss=wgan_gp", "seed=3", "data=grid", "out_dir=/x", "logger=wandb"]
-    assert run_name_and_group(overrides, None) == (
-        "loss=wgan_gp,seed=3,data=grid,out_dir=/x,logger=wandb", "loss=wgan_gp,data=grid")
+    assert run_name_and_group(overrides, None) == ("loss=wgan_gp,seed=3,data=grid",
+                                                   "loss=wgan_gp,data=grid")
     name, group = run_name_and_group(["loss=hinge", "seed=1"], "multirun/2026-01-02/03-04-05")
     assert (name, group) == ("loss=hinge,seed=1", "sweep multirun/2026-01-02/03-04-05")
     assert run_name_and_group([], None) == ("default", "default")

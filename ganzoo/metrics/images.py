@@ -254,14 +254,20 @@ class ImageMetrics:
     def __call__(self, module) -> dict[str, float]:
         if getattr(module, "global_rank", 0) != 0:
             return {}  # rank 0 evaluates; no collective operation here
+        # KID and IS draw random subsets from the global generator, and a DataLoader over
+        # real images draws its seed there: fork it, so that evaluating never changes the
+        # training stream, and seed it, so that scores are reproducible.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._evaluate(module)
+
+    def _evaluate(self, module) -> dict[str, float]:
         device = module.device
         real = self.real_features(device).to(device)  # (n_real, d)
         fake, logits = self._extract(self.fake_batches(module), device)  # (n_fake, d)
         n_real, n_fake = real.shape[0], fake.shape[0]
         figures: dict[str, float] = {}
-        # KID and IS draw random subsets from the global generator: fork it, so that
-        # evaluating never changes the training stream and scores are reproducible.
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with warnings.catch_warnings():
             torch.manual_seed(self.seed)
             # torchmetrics warns on construction that KID and IS keep every feature in
             # memory; that is what they are for here (n_samples bounds it).
