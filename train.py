@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import signal
 import sys
 import time
@@ -117,6 +118,10 @@ def train(cfg: DictConfig) -> dict:
         "data": {"name": dm.name, "shape": list(dm.shape)},
     }
     module.evaluator = dm.evaluate
+    if hasattr(dm, "real_images"):  # image data: FID, KID, IS (metrics.*)
+        from ganzoo.metrics.images import ImageMetrics
+
+        dm.metrics = ImageMetrics.from_config(cfg.get("metrics"), dm)
 
     resume = None
     if cfg.ckpt_path is not None:
@@ -130,6 +135,10 @@ def train(cfg: DictConfig) -> dict:
         cfg.ckpt_every, dirpath=out / "checkpoints", filename="{step:06d}", save_last=True,
         save_top_k=1)
     loggers = [_instantiate(node, f"logger.{name}") for name, node in (cfg.logger or {}).items()]
+    for logger in loggers:  # the resolved config is the run's record (W&B: its run config)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    title = f"{dm.name} · {cfg.model.name} · {type(loss).__name__}"
+    evaluation = PeriodicEvaluation(cfg.eval_every, out_dir=out, title=title)
     extra = [_instantiate(node, f"callbacks.{name}")
              for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
     trainer = _instantiate(
@@ -138,7 +147,7 @@ def train(cfg: DictConfig) -> dict:
         logger=loggers or False,
         # The interrupt check runs last, so a signal that arrives during this batch's
         # other hooks stops training after this batch.
-        callbacks=[PeriodicEvaluation(cfg.eval_every), checkpoint, *extra, interrupt]
+        callbacks=[evaluation, checkpoint, *extra, interrupt]
         + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         default_root_dir=str(out),
         log_every_n_steps=1,
@@ -166,17 +175,19 @@ def train(cfg: DictConfig) -> dict:
     metrics: dict = {"status": status, **({"reason": reason} if reason else {}),
                      "steps": module.g_step}
     if status == "completed":
-        final = module.last_eval if (module.last_eval and cfg.eval_every
-                                     and module.g_step % cfg.eval_every == 0) else module.evaluate()
-        metrics.update(final)
-        title = (f"{dm.name} · {cfg.model.name} · {type(loss).__name__} · "
-                 f"{module.g_step} generator steps")
-        dm.plot(out / "samples.png", module, title)
+        metrics.update(evaluation.finish(trainer, module))
+        if evaluation.last_picture is not None:  # the picture of the final generator
+            shutil.copyfile(evaluation.last_picture, out / "samples.png")
+        if getattr(dm, "metrics", None) is not None and dm.metrics.protocol:
+            metrics["eval/protocol"] = dm.metrics.protocol  # n_real, n_fake, extractor, resize
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics.update(module.last_train)
     (out / "metrics.json").write_text(
         json.dumps({k: _json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
-    _report(cfg, metrics, out, getattr(dm, "n_modes", None))
+    from ganzoo.loggers import close_loggers
+
+    notes = close_loggers(loggers)
+    _report(cfg, metrics, out, getattr(dm, "n_modes", None), notes)
     if status == "diverged":
         raise NonFiniteLossError(reason)
     if status == "interrupted":
@@ -192,13 +203,27 @@ class TrainingInterrupted(Exception):
         self.signum = signum
 
 
-def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None) -> None:
+def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
+            notes: list[str] = ()) -> None:
     rows = [("generator steps", f"{metrics['steps']}"),
             ("wall time", f"{metrics['wall_time_s']:.1f} s")]
+    if "train/d_loss" in metrics:
+        rows.append(("d_loss / g_loss",
+                     f"{metrics['train/d_loss']:.4g} / {metrics['train/g_loss']:.4g}"))
     if "eval/modes" in metrics:
         rows += [("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"),
                  ("high quality", f"{metrics['eval/hq']:.1f} %"),
                  ("reverse KL", f"{metrics['eval/reverse_kl']:.4f}")]
+    if "eval/fid" in metrics:
+        rows.append(("FID", f"{metrics['eval/fid']:.2f}"))
+    if "eval/kid" in metrics:
+        rows.append(("KID", f"{metrics['eval/kid']:.4f} ± {metrics['eval/kid_std']:.4f}"))
+    if "eval/is" in metrics:
+        rows.append(("IS", f"{metrics['eval/is']:.2f} ± {metrics['eval/is_std']:.2f}"))
+    protocol = metrics.get("eval/protocol")
+    if protocol:
+        rows.append(("measured on", f"{protocol['n_fake']} generated vs {protocol['n_real']} "
+                                    f"real images, {protocol['extractor']}"))
     rows.append(("run directory", str(out)))
     loss = cfg.loss._target_.rsplit(".", 1)[-1].lower()
     if HydraConfig.initialized():
@@ -208,6 +233,8 @@ def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None) -> N
     print(f"\nganzoo · {cfg.data.name} · {cfg.model.name} · {loss} · seed {cfg.seed}")
     for name, value in rows:
         print(f"  {name:<16} {value}")
+    for note in notes:
+        print(f"  {note}")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+# The evaluation figures the progress bar shows (the rest goes to the loggers only).
+HEADLINE_EVAL = ("eval/fid", "eval/kid", "eval/is", "eval/modes", "eval/hq", "eval/reverse_kl")
 
 
 class GeneratorStepProgressBar(TQDMProgressBar):
@@ -34,7 +38,8 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         bar.n = g
         post = {k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_train.items()
                 if k in ("train/d_loss", "train/g_loss")}
-        post.update({k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_eval.items()})
+        post.update({k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_eval.items()
+                     if k in HEADLINE_EVAL})
         bar.set_postfix(post, refresh=False)
         bar.refresh()
 
@@ -45,19 +50,49 @@ class GeneratorStepProgressBar(TQDMProgressBar):
 
 
 class PeriodicEvaluation(L.Callback):
-    """Evaluate every ``every`` generator steps (0: never during training)."""
+    """Evaluate every ``every`` generator steps (0: never during training), and draw.
 
-    def __init__(self, every: int) -> None:
+    Each evaluation logs the datamodule's figures and, given a run directory, saves the
+    datamodule's picture of the generator (a fixed-noise sample grid; for toy data the
+    samples over the data with the critic behind them) as
+    ``samples/step_000500.png`` and sends it to every logger that takes images.
+    """
+
+    def __init__(self, every: int, out_dir: str | Path | None = None, title: str = "") -> None:
         self.every = every
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.title = title
         self._last = -1
+        self.last_picture: Path | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step
         if self.every > 0 and g % self.every == 0 and g != self._last and g > 0:
-            self._last = g
             if pl_module.nonfinite == "stop":
                 pl_module.check_finite()
-            pl_module.evaluate()
+            self.run(trainer, pl_module)
+
+    def run(self, trainer, pl_module) -> dict[str, float]:
+        """Evaluate and draw now, at the current generator step."""
+        from ganzoo.loggers import log_image
+
+        g = self._last = pl_module.g_step
+        figures = pl_module.evaluate()
+        dm = trainer.datamodule
+        if self.out_dir is not None and trainer.is_global_zero and hasattr(dm, "plot"):
+            path = self.out_dir / "samples" / f"step_{g:06d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            title = f"{self.title} · {g} generator steps" if self.title else f"step {g}"
+            dm.plot(path, pl_module, title)
+            log_image(trainer.loggers, "samples", path, g)
+            self.last_picture = path
+        return figures
+
+    def finish(self, trainer, pl_module) -> dict[str, float]:
+        """The final evaluation: reuse the one of this step if it ran, else run it."""
+        if self._last == pl_module.g_step and pl_module.last_eval:
+            return dict(pl_module.last_eval)
+        return self.run(trainer, pl_module)
 
 
 class GeneratorStepCheckpoint(ModelCheckpoint):

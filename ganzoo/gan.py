@@ -33,6 +33,12 @@ def has_batch_statistics(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+def grad_norm(module: nn.Module) -> Tensor:
+    """Total 2-norm of a module's gradients (0 if it has none)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
 class NonFiniteLossError(RuntimeError):
     """Raised when a loss or critic output stops being finite."""
 
@@ -274,6 +280,10 @@ class GAN(L.LightningModule):
                     "train/divergence": self.loss.divergence(real_logits, fake_logits),
                     "train/d_real": real_logits.mean(),
                     "train/d_fake": fake_logits.mean(),
+                    # Gradients of the last critic and generator updates, still in .grad
+                    # until the next step clears them: read on logging steps only.
+                    "train/grad_norm_d": grad_norm(self.discriminator),
+                    "train/grad_norm_g": grad_norm(self.generator),
                 }
             figures = {k: v.item() for k, v in figures.items()}
             figures["train/lr_g"] = opt_g.param_groups[0]["lr"]

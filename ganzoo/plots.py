@@ -5,6 +5,7 @@ matplotlib is imported only when a picture is drawn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,10 +24,12 @@ def _critic_on(D: nn.Module, x: Tensor) -> Tensor:
         D.train(was_training)
 
 
-def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: str = "") -> None:
+def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: str = "",
+             density: Callable[[Tensor], Tensor] | None = None) -> None:
     """2-D: generated points over data, critic output as heat map.
-    1-D: data and generator histograms with the critic's curve (Goodfellow et al. 2014,
-    Fig. 1)."""
+    1-D: the picture of Goodfellow et al. 2014, Fig. 1: the data density (black, dotted;
+    ``density`` maps points (N, 1) to p(x), else a histogram of ``real``), the generator's
+    density (green histogram) and the critic's curve (blue, dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,16 +64,24 @@ def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: 
         lo = min(real.min().item(), fake.min().item())
         hi = max(real.max().item(), fake.max().item())
         bins = torch.linspace(lo, hi, 121).numpy()
-        ax.hist(real[:, 0].numpy(), bins=bins, density=True, alpha=0.5, color="k", label="data")
+        xs = torch.linspace(lo, hi, 400)
+        if density is not None:
+            p = density(xs[:, None]).detach().float().cpu()
+            ax.plot(xs.numpy(), p.numpy(), ":", color="k", lw=2, label="data density")
+        else:
+            ax.hist(real[:, 0].numpy(), bins=bins, density=True, histtype="step", ls=":",
+                    color="k", lw=2, label="data")
         ax.hist(fake[:, 0].numpy(), bins=bins, density=True, alpha=0.5, color="#2a9d8f",
                 label="generated")
-        xs = torch.linspace(lo, hi, 400)
         critic = torch.sigmoid(_critic_on(D, xs[:, None].to(device)))
         ax2 = ax.twinx()
-        ax2.plot(xs.numpy(), critic.numpy(), color="#e76f51", label="sigmoid(D(x))")
+        ax2.plot(xs.numpy(), critic.numpy(), "--", color="#1f5fbf", lw=1.5,
+                 label="sigmoid(D(x))")
         ax2.set_ylim(0, 1)
         ax2.set_ylabel("sigmoid of critic output")
+        ax2.legend(loc="upper left", fontsize=8)
         ax.set_ylabel("density")
+        ax.set_xlabel("x")
     ax.legend(loc="upper right", fontsize=8, markerscale=3)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

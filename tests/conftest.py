@@ -23,9 +23,22 @@ def make_cfg(tmp_path):
     def _make(*overrides: str, fast: bool = True):
         GlobalHydra.instance().clear()
         small = ["steps=6", "log_every=2", "eval_every=0", "data.n_train=512",
-                 "data.n_eval=200", "trainer.enable_progress_bar=false"] if fast else []
+                 "data.n_eval=200", "trainer.enable_progress_bar=false",
+                 "metrics.fid=false", "metrics.kid=false", "metrics.is=false"] if fast else []
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose("train", overrides=[f"out_dir={tmp_path}", *small, *overrides])
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """Tests never touch the network: a download through torch.hub (e.g. the Inception
+    weights for FID) fails as it would offline."""
+    import torch.hub
+
+    def refuse(url, *args, **kwargs):
+        raise OSError(f"tests do not download ({url})")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)

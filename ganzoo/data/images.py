@@ -260,8 +260,25 @@ class ImageDataModule(L.LightningDataModule):
 
     # --- the datamodule side of evaluation (train.py calls these) -----------------------
 
+    metrics = None  # ganzoo.metrics.images.ImageMetrics, attached by train.py
+
     def evaluate(self, module) -> dict[str, float]:
-        return {}  # image metrics (FID, KID) are computed elsewhere
+        """FID, KID and IS (``metrics.*``) when image metrics are attached."""
+        return self.metrics(module) if self.metrics is not None else {}
+
+    def real_images(self, n: int, batch_size: int = 200) -> Iterator[Tensor]:
+        """uint8 batches (B, C, H, W) of n fixed training images (all, if fewer), drawn
+        without replacement by a fixed permutation, the same for every run and seed."""
+        self.setup()
+        total = self.images.shape[0] if self.images is not None else len(self.dataset)
+        idx = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n]
+        if self.images is not None:
+            for chunk in idx.split(batch_size):
+                yield self.images[chunk.to(self.images.device)]
+            return
+        subset = torch.utils.data.Subset(self.dataset, idx.tolist())
+        for x, _ in DataLoader(subset, batch_size=batch_size, num_workers=self.num_workers):
+            yield x
 
     def plot(self, path, module, title: str = "") -> None:
         """samples.png: an 8x8 grid of samples from fixed noise (and, if conditional,

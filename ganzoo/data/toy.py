@@ -157,4 +157,5 @@ class ToyDataModule(L.LightningDataModule):
         from ganzoo.plots import plot_toy
 
         fake = module.generate(self.n_eval, seed=self.seed)
-        plot_toy(path, self.train_set[: self.n_eval], fake, module.discriminator, title)
+        plot_toy(path, self.train_set[: self.n_eval], fake, module.discriminator, title,
+                 density=lambda x: self.distribution.log_prob(x).exp())
