@@ -73,6 +73,7 @@ def train(cfg: DictConfig) -> dict:
         GracefulInterrupt,
         PeriodicEvaluation,
     )
+    from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
     from ganzoo.gan import GAN, NonFiniteLossError
 
     for name in ("lightning.pytorch", "lightning.fabric"):
@@ -126,7 +127,10 @@ def train(cfg: DictConfig) -> dict:
         + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         default_root_dir=str(out),
         log_every_n_steps=1,
+        strategy=make_strategy(cfg.trainer),  # ddp: ganzoo's GAN-aware DDP
     )
+    check_trainer(trainer)
+    set_entry_script(__file__)  # what DDP re-runs for the other ranks of this node
 
     ckpt_dir = out / "checkpoints"
     status, reason = "completed", None
@@ -136,6 +140,8 @@ def train(cfg: DictConfig) -> dict:
             module.check_finite()
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
+    if not trainer.is_global_zero:  # DDP: rank 0 alone writes the run's outputs
+        return {}
     if status == "diverged":  # keep the last finite checkpoint: write nothing over it
         kept = ckpt_dir / "last.ckpt"
         reason += (f"; the last finite checkpoint is {kept}" if kept.is_file()

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.losses import GANLoss, r1_penalty
 
@@ -128,6 +129,15 @@ class GAN(L.LightningModule):
             return None
         return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
 
+    def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """z and fake labels for this rank's n samples. Under DDP every rank draws the
+        global batch's noise and keeps its slice, as one process would draw it."""
+        rank, world_size = distributed.world()
+        y = self.sample_labels(n * world_size)
+        z = self.sample_z(n * world_size)
+        return (distributed.shard(z, rank, world_size),
+                None if y is None else distributed.shard(y, rank, world_size))
+
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)
 
@@ -168,8 +178,8 @@ class GAN(L.LightningModule):
         # Critic update; the generator is frozen (no graph is built through it).
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            y_fake = self.sample_labels(n)
-            fake = self(self.sample_z(n), y_fake)
+            z, y_fake = self.training_noise(n)
+            fake = self(z, y_fake)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         critic = self.discriminator if y_real is None else (lambda x: self.D(x, y_real))
@@ -188,8 +198,8 @@ class GAN(L.LightningModule):
 
         # Generator update; the critic is frozen.
         self.toggle_optimizer(opt_g)
-        y_g = self.sample_labels(n)
-        fake_logits_g = self.D(self(self.sample_z(n), y_g), y_g)
+        z, y_g = self.training_noise(n)
+        fake_logits_g = self.D(self(z, y_g), y_g)
         g_loss = self.loss.g_loss(fake_logits_g)
         if not self._guard(g_loss, "train/g_loss"):
             opt_g.zero_grad(set_to_none=True)
@@ -220,6 +230,7 @@ class GAN(L.LightningModule):
                     "train/d_real": real_logits.mean(),
                     "train/d_fake": fake_logits.mean(),
                 }
+            figures = distributed.mean_over_ranks(figures)  # over the global batch
             figures = {k: v.item() for k, v in figures.items()}
             figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
             figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
@@ -234,7 +245,8 @@ class GAN(L.LightningModule):
     def _guard(self, loss: Tensor, what: str) -> bool:
         """Watch a loss for non-finite values; True means: skip this update."""
         if self.nonfinite == "skip":
-            if torch.isfinite(loss):  # one host sync per update: the price of skipping
+            # One host sync per update: the price of skipping; every rank skips together.
+            if not distributed.any_rank(not torch.isfinite(loss), loss.device):
                 return False
             self.skipped_steps += 1
             return True
@@ -246,7 +258,12 @@ class GAN(L.LightningModule):
 
     def check_finite(self) -> None:
         """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
-        steps = self._first_bad_step.tolist()
+        steps = self._first_bad_step
+        if distributed.world()[1] > 1:  # every rank stops at the same check
+            steps = torch.where(steps < 0, torch.iinfo(steps.dtype).max, steps)
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
+            steps = torch.where(steps == torch.iinfo(steps.dtype).max, -1, steps)
+        steps = steps.tolist()
         bad = [(step, name) for step, name in zip(steps, self._GUARDED, strict=True) if step >= 0]
         if bad:
             step, name = min(bad)

@@ -1,0 +1,110 @@
+"""DDP through the real command line: 2 CPU processes (gloo) train as one process with
+twice the batch, stay bit-identical, and write the run's outputs once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+# Tiny but real: ring data, MLPs, the default loss; two critic steps per generator step.
+TINY = ["steps=6", "n_critic=2", "log_every=2", "eval_every=3", "ckpt_every=3",
+        "data.n_train=512", "data.n_eval=200", "model.generator.hidden_dim=32",
+        "model.discriminator.hidden_dim=32", "trainer.enable_progress_bar=false"]
+PER_DEVICE = 16
+
+
+def _train_cli(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", *overrides], cwd=ROOT, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """One 2-rank CPU run through train.py, with each rank's final state dumped."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    run_dir, dump = tmp / "run", tmp / "dump"
+    proc = _train_cli(*TINY, f"data.batch_size={PER_DEVICE}", "trainer.accelerator=cpu",
+                      "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={run_dir}",
+                      "+callbacks.dump._target_=tests.ddp_helpers.DumpState",
+                      f"+callbacks.dump.dirpath={dump}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, dump, proc
+
+
+def test_ranks_stay_bit_identical_and_train_on_their_own_shard(ddp_run):
+    _, dump, _ = ddp_run
+    r0, r1 = (torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["g_step"] == r1["g_step"] == 6
+    assert r0["batch_sizes"] == r1["batch_sizes"] == [PER_DEVICE] * 12  # 6 x (k=2) batches
+    assert r0["state"].keys() == r1["state"].keys()
+    assert any(k.startswith("generator.") for k in r0["state"])
+    assert any(k.startswith("discriminator.") for k in r0["state"])
+    for name, value in r0["state"].items():
+        assert torch.equal(value, r1["state"][name]), name
+
+
+def test_ddp_matches_one_process_with_the_global_batch(ddp_run, make_cfg, tmp_path):
+    from train import train
+
+    run_dir, dump, _ = ddp_run
+    single = tmp_path / "single"
+    cfg = make_cfg(*TINY, f"data.batch_size={2 * PER_DEVICE}",
+                   "+callbacks.dump._target_=tests.ddp_helpers.DumpState",
+                   f"+callbacks.dump.dirpath={single}", fast=False)
+    metrics = train(cfg)
+    one = torch.load(single / "rank0.pt", weights_only=True)
+    ddp = torch.load(dump / "rank0.pt", weights_only=True)
+    assert one["batch_sizes"] == [2 * PER_DEVICE] * 12
+    assert one["state"].keys() == ddp["state"].keys()
+    for name, value in one["state"].items():
+        # Same start, data and noise; gradients summed in another order: equal to rounding.
+        torch.testing.assert_close(ddp["initial"][name], one["initial"][name], rtol=0, atol=0)
+        torch.testing.assert_close(ddp["state"][name], value, rtol=1e-5, atol=1e-6,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+    # ... and training moved every weight of both networks far beyond that tolerance.
+    for name, value in one["state"].items():
+        if name.endswith(".weight"):
+            assert (value - one["initial"][name]).abs().max() > 1e-4, name
+    # Logged training figures are over the global batch, like the single process's.
+    logged = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+        assert logged[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
+    assert logged["eval/modes"] == metrics["eval/modes"]
+
+
+def test_outputs_are_written_once_by_rank_zero(ddp_run):
+    run_dir, _, proc = ddp_run
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == [".hydra", "checkpoints", "logs", "metrics.json", "samples.png", "train.log"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "last.ckpt", "step=000006.ckpt"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["steps"] == 6
+    with open(run_dir / "logs" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # Each figure logged once per generator step, not once per rank.
+    assert [r["step"] for r in rows if r["train/d_loss"]] == ["2", "4", "6"]
+    assert [r["step"] for r in rows if r["eval/modes"]] == ["3", "6"]
+    # One report on the console, and nothing else: no warnings, no second rank's output.
+    assert proc.stdout.count("ganzoo · ring · mlp") == 1
+    assert proc.stderr == ""
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganzoo"]["g_step"] == 6
+
+
+def test_sync_batchnorm_on_cpu_is_refused_with_one_line(tmp_path):
+    proc = _train_cli("steps=1", "trainer.accelerator=cpu", "trainer.devices=2",
+                      "trainer.strategy=ddp", "trainer.sync_batchnorm=true",
+                      "model.generator.batch_norm=true", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only, not on CPU; "
+        "drop it (each rank then normalises by its own batch)"]
