@@ -172,16 +172,20 @@ class HydraLauncher(_SubprocessScriptLauncher):
     def _start_ranks(self) -> None:
         from hydra.core.hydra_config import HydraConfig
 
+        from ganzoo.config import ConfigError
+
         self._check_can_spawn_children()
-        if not HydraConfig.initialized():
-            raise RuntimeError(
-                "trainer.strategy=ddp starts one process per device by re-running the "
-                "train.py command; call it from the command line (or start the ranks "
-                "with torchrun / SLURM)")
+        if self.num_processes > 1 and not HydraConfig.initialized():
+            raise ConfigError(
+                "trainer.strategy: ddp on several devices starts one process per device by "
+                "re-running the train.py command; run it from the command line (or start "
+                "the ranks with torchrun / SLURM)")
         env = self.cluster_environment
         os.environ.update(MASTER_ADDR=env.main_address, MASTER_PORT=str(env.main_port),
                           NODE_RANK=str(env.node_rank()), LOCAL_RANK=str(env.local_rank()),
                           WORLD_SIZE=str(self.num_processes * self.num_nodes))
+        if self.num_processes == 1:
+            return
         command, cwd = _hydra_child_command()
         for local_rank in range(1, self.num_processes):
             child_env = {**os.environ, "LOCAL_RANK": str(local_rank)}

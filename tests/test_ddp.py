@@ -108,3 +108,47 @@ def test_sync_batchnorm_on_cpu_is_refused_with_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only, not on CPU; "
         "drop it (each rank then normalises by its own batch)"]
+
+
+@pytest.mark.parametrize("kind", ["toy", "images"])
+def test_each_rank_draws_its_own_slice_of_the_global_batch(kind):
+    from ganzoo.data.images import DeviceBatches
+    from ganzoo.data.toy import RandomBatches
+
+    def stream(batch_size: int, rank: int = 0, world_size: int = 1):
+        if kind == "toy":
+            s = RandomBatches(torch.arange(1000.0)[:, None], batch_size, seed=3)
+        else:
+            # Columns differ, so a flip shows: the slices must carry their own flips.
+            images = torch.arange(2000).reshape(1000, 1, 1, 2).expand(1000, 1, 2, 2).clone()
+            s = DeviceBatches(images, torch.arange(1000), batch_size, seed=3, flip=True)
+        s.rank, s.world_size = rank, world_size
+        s.seek(5)
+        batches = iter(s)
+        return [next(batches) for _ in range(3)]
+
+    whole = stream(8)
+    ranks = [stream(4, r, 2) for r in range(2)]
+    for i in range(3):
+        if kind == "toy":
+            torch.testing.assert_close(torch.cat([ranks[0][i], ranks[1][i]]), whole[i])
+        else:
+            for part in range(2):  # images (with their flips) and labels
+                torch.testing.assert_close(
+                    torch.cat([ranks[0][i][part], ranks[1][i][part]]), whole[i][part])
+    assert not torch.equal(ranks[0][0][0] if kind == "images" else ranks[0][0],
+                           ranks[1][0][0] if kind == "images" else ranks[1][0])
+
+
+def test_strategy_choice(make_cfg):
+    from ganzoo.config import ConfigError
+    from ganzoo.distributed import GANDDPStrategy, make_strategy
+
+    assert isinstance(make_strategy(make_cfg("trainer=ddp").trainer), GANDDPStrategy)
+    assert isinstance(make_strategy(make_cfg("trainer.strategy=ddp").trainer), GANDDPStrategy)
+    assert isinstance(make_strategy(make_cfg("trainer.devices=2").trainer), GANDDPStrategy)
+    assert isinstance(make_strategy(make_cfg("trainer.num_nodes=2").trainer), GANDDPStrategy)
+    assert make_strategy(make_cfg().trainer) == "auto"
+    with pytest.raises(ConfigError, match=r"^trainer.strategy: ganzoo trains with 'auto' .* "
+                                          r"got 'ddp_spawn'$"):
+        make_strategy(make_cfg("trainer.strategy=ddp_spawn").trainer)
