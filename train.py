@@ -209,6 +209,11 @@ def main(cfg: DictConfig) -> None:
     try:
         entry = cfg.get("entry")  # an experiment's own driver, called with (cfg, train)
         if entry:
+            from ganzoo.distributed import GANDDPStrategy, make_strategy
+
+            if isinstance(make_strategy(cfg.trainer), GANDDPStrategy):
+                raise ConfigError(f"trainer.strategy: the experiment driver {entry} runs its "
+                                  "trainings in one process; drop ddp")
             hydra.utils.get_method(entry)(cfg, train)
         else:
             train(cfg)

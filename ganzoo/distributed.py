@@ -193,9 +193,13 @@ class HydraLauncher(_SubprocessScriptLauncher):
 
     def _finish_ranks(self, ok: bool) -> None:
         for proc in self.procs:
-            if not ok and proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)  # it may be waiting in a collective
-            proc.wait()
+            try:
+                # After a failure here the others stop too (they reach the same check, or
+                # their next collective fails); one still waiting after the grace is killed.
+                proc.wait(timeout=None if ok else 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 class _RankObserver(threading.Thread):

@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ganzoo.losses import NonSaturating
+
 
 class DumpState(L.Callback):
     """At the end of training, save the module's state (G, D, buffers) and the batch
@@ -31,3 +33,15 @@ class DumpState(L.Callback):
                     "initial": self.initial,
                     "batch_sizes": self.batch_sizes, "g_step": pl_module.g_step},
                    self.dirpath / f"rank{trainer.global_rank}.pt")
+
+
+class NaNOnRank1(NonSaturating):
+    """A generator objective that turns NaN on rank 1 alone, from its 5th call."""
+
+    calls = 0
+
+    def g_loss(self, fake_logits):
+        NaNOnRank1.calls += 1
+        value = super().g_loss(fake_logits)
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        return value * float("nan") if rank == 1 and NaNOnRank1.calls >= 5 else value

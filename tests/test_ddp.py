@@ -100,14 +100,18 @@ def test_outputs_are_written_once_by_rank_zero(ddp_run):
     assert ckpt["ganzoo"]["g_step"] == 6
 
 
-def test_sync_batchnorm_on_cpu_is_refused_with_one_line(tmp_path):
-    proc = _train_cli("steps=1", "trainer.accelerator=cpu", "trainer.devices=2",
-                      "trainer.strategy=ddp", "trainer.sync_batchnorm=true",
-                      "model.generator.batch_norm=true", f"hydra.run.dir={tmp_path}")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "error: trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only, not on CPU; "
-        "drop it (each rank then normalises by its own batch)"]
+def test_sync_batchnorm_on_cpu_is_refused_before_training(make_cfg, tmp_path):
+    from ganzoo.config import ConfigError
+    from train import train
+
+    cfg = make_cfg("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+                   "trainer.sync_batchnorm=true", "model.generator.batch_norm=true")
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    assert str(err.value) == (
+        "trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only, not on CPU; "
+        "drop it (each rank then normalises by its own batch)")
+    assert not (tmp_path / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("kind", ["toy", "images"])
@@ -152,3 +156,20 @@ def test_strategy_choice(make_cfg):
     with pytest.raises(ConfigError, match=r"^trainer.strategy: ganzoo trains with 'auto' .* "
                                           r"got 'ddp_spawn'$"):
         make_strategy(make_cfg("trainer.strategy=ddp_spawn").trainer)
+
+
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    proc = _train_cli("loss._target_=tests.ddp_helpers.NaNOnRank1", "steps=40", "log_every=3",
+                      "ckpt_every=2", "eval_every=0", "data.n_train=512",
+                      "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+                      "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={tmp_path}")
+    kept = tmp_path / "checkpoints" / "last.ckpt"
+    reason = ("train/g_loss became nan or inf at generator step 5; "
+              f"the last finite checkpoint is {kept}")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [f"error: training diverged: {reason}"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "diverged" and saved["reason"] == reason
+    ckpt = torch.load(kept, weights_only=False)
+    assert ckpt["ganzoo"]["g_step"] == 4
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
