@@ -86,6 +86,7 @@ def train(cfg: DictConfig) -> dict:
         GracefulInterrupt,
         PeriodicEvaluation,
     )
+    from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
     from ganzoo.gan import GAN, NonFiniteLossError
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
@@ -151,7 +152,10 @@ def train(cfg: DictConfig) -> dict:
         + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         default_root_dir=str(out),
         log_every_n_steps=1,
+        strategy=make_strategy(cfg.trainer),  # ddp: ganzoo's GAN-aware DDP
     )
+    check_trainer(trainer)
+    set_entry_script(__file__)  # what DDP re-runs for the other ranks of this node
 
     ckpt_dir = out / "checkpoints"
     status, reason = "completed", None
@@ -161,6 +165,8 @@ def train(cfg: DictConfig) -> dict:
             module.check_finite()
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
+    if not trainer.is_global_zero:  # DDP: rank 0 alone writes the run's outputs
+        return {}
     if status == "diverged":  # keep the last finite checkpoint: write nothing over it
         kept = ckpt_dir / "last.ckpt"
         reason += (f"; the last finite checkpoint is {kept}" if kept.is_file()
@@ -246,6 +252,11 @@ def main(cfg: DictConfig) -> None:
     try:
         entry = cfg.get("entry")  # an experiment's own driver, called with (cfg, train)
         if entry:
+            from ganzoo.distributed import GANDDPStrategy, make_strategy
+
+            if isinstance(make_strategy(cfg.trainer), GANDDPStrategy):
+                raise ConfigError(f"trainer.strategy: the experiment driver {entry} runs its "
+                                  "trainings in one process; drop ddp")
             hydra.utils.get_method(entry)(cfg, train)
         else:
             train(cfg)

@@ -157,7 +157,10 @@ class GracefulInterrupt(L.Callback):
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.received is not None:
+        stop = self.received is not None
+        if trainer.world_size > 1:  # DDP: every rank stops after the same batch
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
             trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.losses import GANLoss, at_least_fp32, r1_penalty
 from ganzoo.nets.pack import Packed
@@ -145,6 +146,15 @@ class GAN(L.LightningModule):
             return None
         return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
 
+    def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """z and fake labels for this rank's n samples. Under DDP every rank draws the
+        global batch's noise and keeps its slice, as one process would draw it."""
+        rank, world_size = distributed.world()
+        y = self.sample_labels(n * world_size)
+        z = self.sample_z(n * world_size)
+        return (distributed.shard(z, rank, world_size),
+                None if y is None else distributed.shard(y, rank, world_size))
+
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)
 
@@ -217,9 +227,9 @@ class GAN(L.LightningModule):
         # code; with k > 1 the critic's fakes are drawn without a graph and the generator
         # update draws its own.
         reuse = self.n_critic == 1
-        y_fake = self.sample_labels(n)
+        z, y_fake = self.training_noise(n)
         with torch.set_grad_enabled(reuse):
-            fake_g = self._G(self.sample_z(n), y_fake)
+            fake_g = self._G(z, y_fake)
         fake = fake_g.detach()
         # Critic update; the generator is frozen.
         self.toggle_optimizer(opt_d)
@@ -249,8 +259,8 @@ class GAN(L.LightningModule):
         if reuse:
             y_g = y_fake
         else:
-            y_g = self.sample_labels(n)
-            fake_g = self._G(self.sample_z(n), y_g)
+            z, y_g = self.training_noise(n)
+            fake_g = self._G(z, y_g)
         fake_logits_g = self.D(fake_g, y_g)
         g_loss = self.loss.g_loss(fake_logits_g)
         if not self._guard(g_loss, "train/g_loss"):
@@ -285,6 +295,7 @@ class GAN(L.LightningModule):
                     "train/grad_norm_d": grad_norm(self.discriminator),
                     "train/grad_norm_g": grad_norm(self.generator),
                 }
+            figures = distributed.mean_over_ranks(figures)  # over the global batch
             figures = {k: v.item() for k, v in figures.items()}
             figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
             figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
@@ -299,7 +310,8 @@ class GAN(L.LightningModule):
     def _guard(self, loss: Tensor, what: str) -> bool:
         """Watch a loss for non-finite values; True means: skip this update."""
         if self.nonfinite == "skip":
-            if torch.isfinite(loss):  # one host sync per update: the price of skipping
+            # One host sync per update: the price of skipping; every rank skips together.
+            if not distributed.any_rank(not torch.isfinite(loss), loss.device):
                 return False
             self.skipped_steps += 1
             return True
@@ -328,7 +340,12 @@ class GAN(L.LightningModule):
     def check_finite(self) -> None:
         """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
         self._fold_watched()
-        steps = self._first_bad_step.tolist()
+        steps = self._first_bad_step
+        if distributed.world()[1] > 1:  # every rank stops at the same check
+            steps = torch.where(steps < 0, torch.iinfo(steps.dtype).max, steps)
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
+            steps = torch.where(steps == torch.iinfo(steps.dtype).max, -1, steps)
+        steps = steps.tolist()
         bad = [(step, name) for step, name in zip(steps, self._GUARDED, strict=True) if step >= 0]
         if bad:
             step, name = min(bad)

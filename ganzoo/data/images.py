@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from ganzoo.config import ConfigError
+from ganzoo.distributed import shard
 
 log = logging.getLogger("ganzoo")
 
@@ -240,8 +241,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         if self.batches is not None:
-            if self.on_device and self.trainer is not None:
-                self.batches.to(self.trainer.strategy.root_device)
+            if self.trainer is not None:  # data.batch_size is per device
+                self.batches.rank = self.trainer.global_rank
+                self.batches.world_size = self.trainer.world_size
+                if self.on_device:
+                    self.batches.to(self.trainer.strategy.root_device)
             return self.batches
         full = len(self.dataset) >= self.batch_size  # else one short batch per epoch
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
@@ -290,13 +294,15 @@ class ImageDataModule(L.LightningDataModule):
 
 
 class DeviceBatches:
-    """Endless (images, labels) batches drawn with replacement from uint8 tensors."""
+    """Endless (images, labels) batches drawn with replacement from uint8 tensors; under
+    DDP each rank draws the global batch and keeps its own slice."""
 
     def __init__(self, images: Tensor, labels: Tensor, batch_size: int, seed: int,
                  flip: bool) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.flip = batch_size, seed, flip
         self.position = 0
+        self.rank, self.world_size = 0, 1
 
     def to(self, device: torch.device) -> DeviceBatches:
         self.images, self.labels = self.images.to(device), self.labels.to(device)
@@ -310,9 +316,11 @@ class DeviceBatches:
         while True:
             gen.manual_seed((self.seed << 32) + self.position)  # batch i: f(seed, i)
             self.position += 1
-            idx = torch.randint(n, (self.batch_size,), generator=gen)
-            flips = torch.rand(self.batch_size, generator=gen) < 0.5
-            idx = idx.to(self.images.device)
+            total = self.batch_size * self.world_size
+            idx = torch.randint(n, (total,), generator=gen)
+            flips = torch.rand(total, generator=gen) < 0.5
+            idx = shard(idx, self.rank, self.world_size).to(self.images.device)
+            flips = shard(flips, self.rank, self.world_size)
             x = self.images[idx]  # (B, C, H, W) uint8
             if self.flip:
                 mask = flips.to(x.device)[:, None, None, None]

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from ganzoo.distributed import shard
 from ganzoo.metrics.toy import mode_metrics
 
 
@@ -81,12 +82,14 @@ class RandomBatches:
 
     Batch i is a pure function of (seed, i), so a resumed run that seeks to the number
     of batches it has trained on continues exactly the same stream (Lightning's
-    prefetching of the next batch does not shift it).
+    prefetching of the next batch does not shift it). Under DDP each of ``world_size``
+    ranks draws the global batch and keeps its ``rank``-th slice of ``batch_size``.
     """
 
     def __init__(self, data: Tensor, batch_size: int, seed: int) -> None:
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.position = 0
+        self.rank, self.world_size = 0, 1
 
     def seek(self, position: int) -> None:
         self.position = position
@@ -97,7 +100,8 @@ class RandomBatches:
         while True:
             generator.manual_seed(hash((self.seed, self.position)) & 0x7FFF_FFFF_FFFF_FFFF)
             self.position += 1
-            yield self.data[torch.randint(n, (self.batch_size,), generator=generator)]
+            idx = torch.randint(n, (self.batch_size * self.world_size,), generator=generator)
+            yield self.data[shard(idx, self.rank, self.world_size)]
 
 
 class ToyDataModule(L.LightningDataModule):
@@ -120,6 +124,9 @@ class ToyDataModule(L.LightningDataModule):
         self.batches = RandomBatches(self.train_set, batch_size, seed + 1)
 
     def train_dataloader(self) -> RandomBatches:
+        if self.trainer is not None:  # data.batch_size is per device
+            self.batches.rank = self.trainer.global_rank
+            self.batches.world_size = self.trainer.world_size
         return self.batches
 
     def seek(self, n_batches: int) -> None:
