@@ -63,7 +63,7 @@ def test_toy_datamodule_logs_the_reference():
     dm = ToyDataModule(gauss1d([-1.0, 2.0], [0.5, 0.5]), "gauss1d", [1], n_train=512,
                        n_eval=500)
     data = dm.distribution
-    module = SimpleNamespace(loss=FGAN("js"),
+    module = SimpleNamespace(loss=FGAN("js"), discriminator=torch.nn.Linear(1, 1),
                              generate=lambda n, seed=0: data.sample(
                                  n, generator=torch.Generator().manual_seed(seed + 7)))
     figures = dm.evaluate(module)
