@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 CONFIGS: dict[str, tuple[str, list[str]]] = {
     "nonsaturating": ("GAN (non-saturating)", ["loss=nonsaturating"]),
     "minimax": ("GAN (minimax)", ["loss=minimax"]),
-    # WGAN-GP keeps its paper's optimiser (Adam 1e-4, betas (0, 0.9), k = 5 critic steps).
+    # WGAN-GP keeps its paper's optimiser (Adam 1e-4, betas (0, 0.9), k = 5 critic steps)
+    # and the MLP's toy lambda = 0.1 (conf/model/mlp.yaml).
     "wgan_gp": ("WGAN-GP", ["loss=wgan_gp", "optim.g.betas=[0.0,0.9]",
                             "optim.d.betas=[0.0,0.9]"]),
     "fgan_kl": ("f-GAN KL", ["loss=fgan", "loss.divergence=kl"]),

@@ -68,10 +68,18 @@ def test_other_groups_compose(make_cfg, group):
 
 
 def test_loss_brings_its_papers_defaults(make_cfg):
-    gp = make_cfg("loss=wgan_gp")
+    gp = make_cfg("loss=wgan_gp", "data=cifar10")
+    assert gp.model.name == "dcgan"
     assert gp.n_critic == 5 and gp.loss.gp_weight == 10.0
-    assert gp.optim.d.lr == 1e-4 and list(gp.optim.d.betas) == [0.0, 0.9]
+    assert gp.optim.g.lr == gp.optim.d.lr == 1e-4
+    assert list(gp.optim.g.betas) == list(gp.optim.d.betas) == [0.0, 0.9]
     assert gp.optim.d._target_ == "torch.optim.Adam"
+    # The toy MLP suggests the WGAN-GP authors' toy lambda and a rate for its short run.
+    toy = make_cfg("loss=wgan_gp")
+    assert toy.n_critic == 5 and toy.loss.gp_weight == 0.1
+    assert toy.optim.g.lr == toy.optim.d.lr == 1e-3
+    assert list(toy.optim.d.betas) == [0.0, 0.9]
+    assert make_cfg("loss=wgan_gp", "loss.gp_weight=10").loss.gp_weight == 10
     w = make_cfg("loss=wasserstein")
     assert w.n_critic == 5 and w.loss.clip == 0.01
     assert w.optim.g._target_ == "torch.optim.RMSprop" and w.optim.g.lr == 5e-5
