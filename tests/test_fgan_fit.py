@@ -12,6 +12,7 @@ import torch
 
 from ganzoo.config import ConfigError
 from ganzoo.experiments.fgan_gaussian_fit import best_fit, exact_descent, fitted_gaussian, run
+from ganzoo.gan import NonFiniteLossError
 from train import train
 
 MIX = ([-1.0, 2.0], [0.5, 0.5], [0.8, 0.2])
@@ -72,6 +73,33 @@ def test_experiment_trains_each_divergence_in_its_own_directory(make_cfg, tmp_pa
     assert (tmp_path / "fit.csv").read_text().startswith("divergence,mu_hat,sigma_hat")
     state = torch.load(tmp_path / "kl" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["ganzoo"]["g_step"] == 20
+    assert rows[0]["status"] == "completed" and rows[0]["fit_step"] == 20
+
+
+def test_a_diverged_divergence_keeps_its_row_and_the_others_still_run(make_cfg, tmp_path,
+                                                                        capsys):
+    cfg = make_cfg("experiment=fgan_gaussian_fit", "fit.divergences=[neyman,pearson,kl]",
+                   "steps=20", "ckpt_every=10")
+
+    def diverging_train(sub):
+        name = sub.loss.divergence
+        if name == "pearson":  # blows up before its first checkpoint
+            raise NonFiniteLossError("train/d_loss became nan or inf at generator step 3")
+        metrics = train(sub)
+        if name == "neyman":  # blows up after its last finite checkpoint
+            raise NonFiniteLossError("train/d_loss became nan or inf at generator step 21")
+        return metrics
+
+    rows = run(cfg, diverging_train)
+    assert [(r["divergence"], r["status"], r["fit_step"]) for r in rows] == [
+        ("neyman", "diverged", 20), ("pearson", "diverged", None), ("kl", "completed", 20)]
+    assert (rows[0]["mu_hat"], rows[0]["sigma_hat"]) == fitted_gaussian(
+        tmp_path / "neyman" / "checkpoints" / "last.ckpt")
+    assert math.isnan(rows[1]["mu_hat"]) and math.isnan(rows[1]["sigma_hat"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[-3].endswith("  diverged; fit from step 20")
+    assert table[-2].endswith("  diverged; no fit")
+    assert table[-1].split()[0] == "kl" and "diverged" not in table[-1]
 
 
 def test_unknown_divergence_is_one_clear_error(make_cfg):

@@ -106,9 +106,17 @@ def fitted_gaussian(ckpt: Path) -> tuple[float, float]:
     return state["generator.mu"].item(), state["generator.log_sigma"].exp().item()
 
 
+def _checkpoint_step(ckpt: Path) -> int | None:
+    """The generator step a run's last checkpoint holds (None: no checkpoint)."""
+    if not ckpt.is_file():
+        return None
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["ganzoo"]["g_step"])
+
+
 def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> list[dict]:
     """Train once per divergence in ``cfg.fit.divergences``; write and print the table."""
     from ganzoo.config import ConfigError
+    from ganzoo.gan import NonFiniteLossError
     from ganzoo.losses import F_DIVERGENCES
 
     out = Path(cfg.out_dir)
@@ -125,12 +133,20 @@ def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> list[dict]:
         sub = cfg.copy()
         sub.out_dir = str(out / name)
         sub.loss.divergence = name
-        metrics = train(sub)
-        mu_hat, sigma_hat = fitted_gaussian(out / name / "checkpoints" / "last.ckpt")
+        # A divergence whose critic blows up (Neyman chi^2 is infinite while the
+        # generator is wider than the data's modes) gets its row, read from the last
+        # finite checkpoint, and the others still run.
+        try:
+            metrics = train(sub)
+        except NonFiniteLossError as exc:
+            metrics = {"status": "diverged", "reason": str(exc)}
+        ckpt = out / name / "checkpoints" / "last.ckpt"
+        mu_hat, sigma_hat = fitted_gaussian(ckpt) if ckpt.is_file() else (math.nan, math.nan)
         mu_star, sigma_star, d_star = best_fit(name, means, stds, weights)
         rows.append({"divergence": name, "mu_hat": mu_hat, "sigma_hat": sigma_hat,
                      "mu_star": mu_star, "sigma_star": sigma_star, "d_star": d_star,
                      "status": metrics.get("status", "completed"),
+                     "fit_step": _checkpoint_step(ckpt),
                      "wall_time_s": metrics.get("wall_time_s")})
     with open(out / "fit.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -149,9 +165,12 @@ def format_table(rows: list[dict], means, stds, weights, steps: int) -> str:
              f"  {'divergence':<18} {'mu_hat':>8} {'sigma_hat':>9} {'mu*':>8} {'sigma*':>8}"
              f" {'|dmu|':>7} {'|dsigma|':>8}"]
     for r in rows:
-        lines.append(
-            f"  {r['divergence']:<18} {r['mu_hat']:8.3f} {r['sigma_hat']:9.3f} "
-            f"{r['mu_star']:8.3f} {r['sigma_star']:8.3f} "
-            f"{abs(r['mu_hat'] - r['mu_star']):7.3f} "
-            f"{abs(r['sigma_hat'] - r['sigma_star']):8.3f}")
+        line = (f"  {r['divergence']:<18} {r['mu_hat']:8.3f} {r['sigma_hat']:9.3f} "
+                f"{r['mu_star']:8.3f} {r['sigma_star']:8.3f} "
+                f"{abs(r['mu_hat'] - r['mu_star']):7.3f} "
+                f"{abs(r['sigma_hat'] - r['sigma_star']):8.3f}")
+        if r["status"] != "completed":
+            line += (f"  {r['status']}; fit from step {r['fit_step']}"
+                     if r.get("fit_step") is not None else f"  {r['status']}; no fit")
+        lines.append(line)
     return "\n".join(lines)
