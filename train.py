@@ -86,7 +86,7 @@ def train(cfg: DictConfig) -> dict:
         GracefulInterrupt,
         PeriodicEvaluation,
     )
-    from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
+    from ganzoo.distributed import check_trainer, make_strategy, max_over_ranks, set_entry_script
     from ganzoo.gan import GAN, NonFiniteLossError
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
@@ -165,6 +165,12 @@ def train(cfg: DictConfig) -> dict:
             module.check_finite()
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
+    # The signal, if any rank received one, and the final evaluation are decided and run
+    # on every rank alike: under DDP the evaluation's generation is sharded over ranks.
+    signum = max_over_ranks(interrupt.received or 0, module.device)
+    final = {}
+    if status == "completed" and not signum:
+        final = evaluation.finish(trainer, module)
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the run's outputs
         return {}
     if status == "diverged":  # keep the last finite checkpoint: write nothing over it
@@ -173,15 +179,15 @@ def train(cfg: DictConfig) -> dict:
                    else "; no checkpoint had been written yet")
     else:
         trainer.save_checkpoint(ckpt_dir / "last.ckpt")
-        if interrupt.received is not None:
+        if signum:
             status = "interrupted"
-            reason = (f"received {signal.Signals(interrupt.received).name} at generator step "
+            reason = (f"received {signal.Signals(signum).name} at generator step "
                       f"{module.g_step}; resume with ckpt_path={ckpt_dir / 'last.ckpt'}")
 
     metrics: dict = {"status": status, **({"reason": reason} if reason else {}),
                      "steps": module.g_step}
     if status == "completed":
-        metrics.update(evaluation.finish(trainer, module))
+        metrics.update(final)
         if evaluation.last_picture is not None:  # the picture of the final generator
             shutil.copyfile(evaluation.last_picture, out / "samples.png")
         if getattr(dm, "metrics", None) is not None and dm.metrics.protocol:
@@ -197,7 +203,7 @@ def train(cfg: DictConfig) -> dict:
     if status == "diverged":
         raise NonFiniteLossError(reason)
     if status == "interrupted":
-        raise TrainingInterrupted(interrupt.received, reason)
+        raise TrainingInterrupted(signum, reason)
     return metrics
 
 

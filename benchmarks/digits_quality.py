@@ -4,9 +4,9 @@ Trains the default configuration for ``data=digits`` (plus any Hydra overrides g
 the command line), then judges its samples with a classifier this script trains on the
 real digits: a small CNN on the 16x16 images the GAN saw, fitted on 80% of them and
 checked on the other 20%. The generator judged is the one the run samples with: its
-weight average (EMA) when the model keeps one. Prints, for real held-out digits and for generated ones:
-the share classified with confidence >= 0.9, the classes hit, and the KL divergence of
-the predicted class distribution to uniform (log 10 would mean a single class).
+weight average (EMA) when the model keeps one. Prints, for real held-out digits and for
+generated ones: the share classified with confidence >= 0.9, the classes hit, and the KL
+divergence of the predicted class distribution to uniform (log 10: a single class).
 
     uv run python benchmarks/digits_quality.py                # the default configuration
     uv run python benchmarks/digits_quality.py steps=500 seed=1

@@ -93,6 +93,16 @@ def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return dict(zip(values, (stacked / world_size).unbind(), strict=True))
 
 
+def max_over_ranks(value: int, device: torch.device | None = None) -> int:
+    """The largest of an integer over all ranks (unchanged outside a process group)."""
+    _, world_size = world()
+    if world_size == 1:
+        return value
+    t = torch.tensor(value, dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def any_rank(flag: bool, device: torch.device | None = None) -> bool:
     """True on every rank if it is true on some rank (a no-op outside a process group)."""
     _, world_size = world()

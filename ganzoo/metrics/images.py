@@ -11,9 +11,11 @@ generated images.
 A custom extractor (any ``nn.Module`` mapping uint8 images (N, 3, H, W) to features
 (N, d), or to a pair (features, logits)) replaces Inception, as torchmetrics allows.
 
-Evaluation runs on global rank 0 only and uses no collective operation (the metrics do
-not sync across processes), so under DDP the other ranks simply wait at their next
-gradient all-reduce.
+Under DDP the generated images are sharded over the ranks: each rank generates and
+extracts every world_size-th batch (batch i from noise seed seed + i, so the images are
+those one process would make), the features are gathered on rank 0, and rank 0 alone
+computes the scores (the metrics themselves do not sync across processes) while the
+other ranks go on to their next gradient all-reduce.
 """
 
 from __future__ import annotations
@@ -242,29 +244,60 @@ class ImageMetrics:
             self.protocol["real_statistics"] = f"computed, cached in {path}"
         return self._real
 
-    def fake_batches(self, module) -> Iterable[Tensor]:
+    def fake_batches(self, module, rank: int = 0, world_size: int = 1) -> Iterable[Tensor]:
+        """Generated images, batch i from noise seed seed + i: this rank's share of them
+        (batches i = rank, rank + world_size, ...)."""
         nc = getattr(module, "num_classes", 0)
         for i, start in enumerate(range(0, self.n_samples, self.batch_size)):
+            if i % world_size != rank:
+                continue
             n = min(self.batch_size, self.n_samples - start)
             labels = torch.arange(start, start + n) % nc if nc else None
             yield module.generate(n, seed=self.seed + i, labels=labels)
 
+    def fake_features(self, module) -> tuple[Tensor, Tensor] | None:
+        """(features, logits) of all generated images, in batch order, on rank 0; None on
+        the other ranks. Under DDP every rank extracts its share and rank 0 gathers them."""
+        from ganzoo.distributed import world
+
+        rank, world_size = world()
+        feats, logits = self._extract(self.fake_batches(module, rank, world_size),
+                                      module.device)
+        if world_size == 1:
+            return feats, logits
+        import torch.distributed as dist
+
+        share = (feats.cpu(), logits.cpu())
+        shares: list | None = [None] * world_size if rank == 0 else None
+        dist.gather_object(share, shares, dst=0)
+        if rank != 0:
+            return None
+        # Rank r holds batches r, r + W, ...: interleave the shares back into batch order.
+        sizes = [min(self.batch_size, self.n_samples - start)
+                 for start in range(0, self.n_samples, self.batch_size)]
+        parts = [(f.split(sizes[r::world_size]), lg.split(sizes[r::world_size]))
+                 for r, (f, lg) in enumerate(shares)]
+        order = [parts[i % world_size] for i in range(len(sizes))]
+        f = torch.cat([p[0][i // world_size] for i, p in enumerate(order)])
+        lg = torch.cat([p[1][i // world_size] for i, p in enumerate(order)])
+        return f.to(module.device), lg.to(module.device)
+
     # --- the metrics ------------------------------------------------------------------------
 
     def __call__(self, module) -> dict[str, float]:
-        if getattr(module, "global_rank", 0) != 0:
-            return {}  # rank 0 evaluates; no collective operation here
         # KID and IS draw random subsets from the global generator, and a DataLoader over
         # real images draws its seed there: fork it, so that evaluating never changes the
         # training stream, and seed it, so that scores are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            return self._evaluate(module)
+            fake = self.fake_features(module)  # every rank takes part
+            if fake is None:
+                return {}  # DDP: rank 0 computes the scores
+            return self._evaluate(module, *fake)
 
-    def _evaluate(self, module) -> dict[str, float]:
+    def _evaluate(self, module, fake: Tensor, logits: Tensor) -> dict[str, float]:
         device = module.device
         real = self.real_features(device).to(device)  # (n_real, d)
-        fake, logits = self._extract(self.fake_batches(module), device)  # (n_fake, d)
         n_real, n_fake = real.shape[0], fake.shape[0]
         figures: dict[str, float] = {}
         with warnings.catch_warnings():
