@@ -46,8 +46,12 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                             "optim.d.betas=[0.0,0.9]"]),
     "fgan_kl": ("f-GAN KL", ["loss=fgan", "loss.divergence=kl"]),
     "fgan_reverse_kl": ("f-GAN reverse KL", ["loss=fgan", "loss.divergence=reverse_kl"]),
-    "pack2": ("PacGAN2 (non-saturating)", ["loss=nonsaturating", "model.pack=2"]),
-    "pack4": ("PacGAN4 (non-saturating)", ["loss=nonsaturating", "model.pack=4"]),
+    # PacGAN draws 100 packs per batch: m x 100 samples (the presets' data.batch_size
+    # counts samples).
+    "pack2": ("PacGAN2 (non-saturating)", ["loss=nonsaturating", "model.pack=2",
+                                           "data.batch_size=200"]),
+    "pack4": ("PacGAN4 (non-saturating)", ["loss=nonsaturating", "model.pack=4",
+                                           "data.batch_size=400"]),
 }
 
 #: Published rows, 2,500 samples per evaluation: (modes, HQ %, reverse KL), each

@@ -105,11 +105,16 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
     assert cfg.optim.g.lr == cfg.optim.d.lr == 1e-3 and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
-    assert cfg.model.pack == (4 if config == "pack4" else 1)
-    assert cfg.data.name == "grid" and cfg.data.batch_size == 100
+    pack = 4 if config == "pack4" else 1
+    # PacGAN's batches hold 100 packs of m samples.
+    assert cfg.model.pack == pack and cfg.data.batch_size == 100 * pack
+    assert cfg.data.name == "grid"
+    if config == "wgan_gp":
+        assert cfg.loss.gp_weight == 0.1  # the toy MLP's lambda
     paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
     assert paper.steps == 400_000 and list(paper.optim.g.betas) == (
         [0.0, 0.9] if k == 5 else [0.8, 0.999])
+    assert paper.optim.g.lr == paper.optim.d.lr == 1e-4
 
 
 def test_benchmark_rewrites_only_its_section(tmp_path):
