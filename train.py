@@ -81,12 +81,13 @@ def train(cfg: DictConfig) -> dict:
     import lightning as L
 
     from ganzoo.callbacks import (
+        FinalEvaluation,
         GeneratorStepCheckpoint,
         GeneratorStepProgressBar,
         GracefulInterrupt,
         PeriodicEvaluation,
     )
-    from ganzoo.distributed import check_trainer, make_strategy, max_over_ranks, set_entry_script
+    from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
     from ganzoo.gan import GAN, NonFiniteLossError
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
@@ -140,6 +141,7 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     title = f"{dm.name} · {cfg.model.name} · {type(loss).__name__}"
     evaluation = PeriodicEvaluation(cfg.eval_every, out_dir=out, title=title)
+    ending = FinalEvaluation(evaluation, interrupt)
     extra = [_instantiate(node, f"callbacks.{name}")
              for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
     trainer = _instantiate(
@@ -148,7 +150,7 @@ def train(cfg: DictConfig) -> dict:
         logger=loggers or False,
         # The interrupt check runs last, so a signal that arrives during this batch's
         # other hooks stops training after this batch.
-        callbacks=[evaluation, checkpoint, *extra, interrupt]
+        callbacks=[evaluation, checkpoint, *extra, interrupt, ending]
         + ([GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         default_root_dir=str(out),
         log_every_n_steps=1,
@@ -160,16 +162,13 @@ def train(cfg: DictConfig) -> dict:
     ckpt_dir = out / "checkpoints"
     status, reason = "completed", None
     try:
+        # The stop signal and the final evaluation are settled inside fit (FinalEvaluation,
+        # at on_train_end), where under DDP every rank still shares the process group.
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
-        if module.nonfinite == "stop":
-            module.check_finite()
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
-    # The signal, if any rank received one, and the final evaluation are decided and run
-    # on every rank alike: under DDP the evaluation's generation is sharded over ranks.
-    signum = max_over_ranks(interrupt.received or 0, module.device)
-    final = {}
-    if status == "completed" and not signum:
+    signum, final = ending.signum, ending.figures
+    if status == "completed" and not ending.ran:  # a finished run resumed: nothing trained
         final = evaluation.finish(trainer, module)
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the run's outputs
         return {}

@@ -95,6 +95,32 @@ class PeriodicEvaluation(L.Callback):
         return self.run(trainer, pl_module)
 
 
+class FinalEvaluation(L.Callback):
+    """The end of training, decided while every DDP rank is still in the process group.
+
+    At ``on_train_end`` all ranks agree on the stop signal (if any rank received one),
+    check the losses once more (stop mode), and, when training completed, run the final
+    evaluation, whose generation is sharded over the ranks. ``ran`` stays false when
+    ``fit`` had nothing left to train (a finished run resumed).
+    """
+
+    def __init__(self, evaluation: PeriodicEvaluation, interrupt: GracefulInterrupt) -> None:
+        self.evaluation, self.interrupt = evaluation, interrupt
+        self.ran = False
+        self.signum = 0
+        self.figures: dict[str, float] = {}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        from ganzoo.distributed import max_over_ranks
+
+        self.ran = True
+        self.signum = max_over_ranks(self.interrupt.received or 0, pl_module.device)
+        if pl_module.nonfinite == "stop":
+            pl_module.check_finite()
+        if not self.signum:
+            self.figures = self.evaluation.finish(trainer, pl_module)
+
+
 class GeneratorStepCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, triggered every ``every`` generator steps.
 

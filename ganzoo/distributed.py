@@ -10,7 +10,11 @@ per backward what was actually trained:
 
 - after every ``manual_backward`` the gradients that backward produced (the network
   being updated; the idle one is frozen by ``toggle_optimizer``) are averaged over the
-  ranks in one collective, together with the batch-norm running statistics;
+  ranks in one collective;
+- the batch-norm running statistics are averaged once per training iteration, after
+  the generator update (``average_running_stats``): they update linearly, so this
+  equals averaging after every forward, and no graph still holds them (with k = 1 the
+  generator's graph outlives the critic update);
 - parameters and buffers are broadcast from rank 0 when training starts.
 
 Each rank draws the *global* batch (``data.batch_size`` x world size) of real data and
@@ -78,9 +82,20 @@ def _average_(tensors: Sequence[Tensor]) -> None:
 
 def _running_stats(module: nn.Module) -> Iterable[Tensor]:
     for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            if m.running_mean is not None:
-                yield from (m.running_mean, m.running_var)
+        # SyncBatchNorm's statistics are already those of the global batch on every rank.
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                and not isinstance(m, nn.SyncBatchNorm) and m.running_mean is not None):
+            yield from (m.running_mean, m.running_var)
+
+
+def average_running_stats(module: nn.Module) -> None:
+    """Average the batch-norm running statistics over the ranks (a no-op outside a
+    process group). Call it where no autograd graph still holds them."""
+    if world()[1] == 1:
+        return
+    stats = list(_running_stats(module))
+    if stats:
+        _average_(stats)
 
 
 def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -262,7 +277,8 @@ class GANDDPStrategy(DDPStrategy):
             return
         module = self.lightning_module
         grads = [p.grad for p in module.parameters() if p.requires_grad and p.grad is not None]
-        _average_(grads + list(_running_stats(module)))
+        if grads:
+            _average_(grads)
 
     def teardown(self) -> None:
         super().teardown()

@@ -268,6 +268,7 @@ class GAN(L.LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
         self.untoggle_optimizer(opt_g)
+        distributed.average_running_stats(self)  # DDP: every rank keeps the same buffers
         self.g_step += 1
         if self.generator_ema is not None and self.g_step > self.ema_start:
             # The first update copies the raw weights; later ones average.
