@@ -96,7 +96,8 @@ def _bench():
     return module
 
 
-@pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl", "pack4"])
+@pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
+                                    "fgan_reverse_kl_saddle", "pack4"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -109,6 +110,9 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     # PacGAN's batches hold 100 packs of m samples.
     assert cfg.model.pack == pack and cfg.data.batch_size == 100 * pack
     assert cfg.data.name == "grid"
+    if config.startswith("fgan"):
+        assert cfg.loss.divergence == "reverse_kl"
+        assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
     if config == "wgan_gp":
         assert cfg.loss.gp_weight == 0.1  # the toy MLP's lambda
     paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
@@ -142,3 +146,27 @@ def test_benchmark_table_reports_mean_and_std_over_seeds():
         in table
     rows[1]["eval/reverse_kl"] = float("inf")  # a run without high-quality samples
     assert "| inf |" in bench.table(rows, ["ring"], ["pack2"])
+
+
+def test_benchmark_table_counts_diverged_runs_apart():
+    bench = _bench()
+    done = {"status": "completed", "steps": 4000, "time_s": 10.0}
+    rows = [{"data": "ring", "config": "pack2", "seed": 0, **done, "eval/modes": 8,
+             "eval/hq": 98.0, "eval/reverse_kl": 0.01},
+            {"data": "ring", "config": "pack2", "seed": 1, "status": "diverged",
+             "reason": "train/g_loss became nan or inf", "steps": 1500, "time_s": 5.0,
+             "eval/modes": None, "eval/hq": None, "eval/reverse_kl": None},
+            {"data": "ring", "config": "fgan_reverse_kl", "seed": 0, "status": "diverged",
+             "reason": "train/g_loss became nan or inf", "steps": 1000, "time_s": 5.0,
+             "eval/modes": None, "eval/hq": None, "eval/reverse_kl": None}]
+    table = bench.table(rows, ["ring"], ["pack2", "fgan_reverse_kl"])
+    # Figures over the finished run only; the diverged one is counted, not averaged.
+    assert ("| ring | PacGAN2 (non-saturating) | 1 + 1 diverged | 4000 | 8.0 ± 0.0 | "
+            "98.0 ± 0.0 | 0.01 ± 0.00 | 10 |") in table
+    assert "| ring | f-GAN reverse KL | 0 + 1 diverged | | – | – | – | |" in table
+    # Without its diverged seed pack2 would meet the ring target; with it, it does not.
+    best = [line for line in bench.targets(rows) if "best is" in line]
+    assert best == ["- ring: best is PacGAN2 (non-saturating), 8.00 modes, 98.0% HQ, "
+                    "rKL 0.010 (target 8.0 modes, >= 97% HQ, rKL <= 0.05): NOT met"]
+    rows.pop(1)
+    assert bench.targets(rows)[-1].endswith(": met")
