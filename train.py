@@ -176,6 +176,9 @@ def train(cfg: DictConfig) -> dict:
         kept = ckpt_dir / "last.ckpt"
         reason += (f"; the last finite checkpoint is {kept}" if kept.is_file()
                    else "; no checkpoint had been written yet")
+        hint = getattr(module.loss, "divergence_hint", None)  # custom losses may lack it
+        if hint:
+            reason += f"; {hint}"
     else:
         trainer.save_checkpoint(ckpt_dir / "last.ckpt")
         if signum:

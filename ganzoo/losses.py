@@ -79,6 +79,11 @@ class GANLoss(nn.Module):
         """Constraint applied to the critic after each of its optimiser steps."""
 
     @property
+    def divergence_hint(self) -> str | None:
+        """What to try when this loss stops as non-finite; None when nothing specific."""
+        return None
+
+    @property
     def uses_gradient_penalty(self) -> bool:
         return False
 
@@ -249,6 +254,17 @@ class FGAN(GANLoss):
 
     def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return -self.d_loss(real_logits, fake_logits)
+
+    @property
+    def divergence_hint(self) -> str | None:
+        # g_f(v) = -exp(-v) or 1 - exp(-v): the practical generator loss grows as exp(-V),
+        # and V -> -inf is the optimal critic wherever the data density vanishes.
+        if (self.generator_objective == "practical"
+                and self.divergence_name in ("reverse_kl", "neyman", "squared_hellinger")):
+            return (f"f-GAN {self.divergence_name}'s practical generator loss grows as "
+                    "exp(-V(G(z))) and overflows where the data density vanishes; "
+                    "loss.generator=saddle avoids it (docs/losses.md)")
+        return None
 
     def extra_repr(self) -> str:
         return (f"fgan, divergence={self.divergence_name}, "

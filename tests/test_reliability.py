@@ -13,7 +13,7 @@ import torch
 
 from ganzoo.checkpoint import CheckpointError, read_checkpoint
 from ganzoo.gan import NonFiniteLossError
-from ganzoo.losses import NonSaturating
+from ganzoo.losses import FGAN, NonSaturating
 from train import TrainingInterrupted, train
 
 from .conftest import ROOT
@@ -137,6 +137,37 @@ def test_divergence_stops_with_the_step_and_keeps_finite_checkpoint(make_cfg, tm
     ckpt = read_checkpoint(kept)
     assert ckpt["ganzoo"]["g_step"] == 8
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+
+
+class ReverseKLNaNFromCall5(FGAN):
+    """f-GAN reverse KL whose generator objective is NaN from its 5th call."""
+
+    calls = 0
+
+    def g_loss(self, fake_logits):
+        ReverseKLNaNFromCall5.calls += 1
+        value = super().g_loss(fake_logits)
+        return value * float("nan") if ReverseKLNaNFromCall5.calls >= 5 else value
+
+
+def test_fgan_divergence_names_what_to_try(make_cfg, tmp_path):
+    ReverseKLNaNFromCall5.calls = 0
+    cfg = make_cfg("loss=fgan", "loss.divergence=reverse_kl",
+                   f"loss._target_={__name__}.ReverseKLNaNFromCall5", "steps=20",
+                   "log_every=1", "ckpt_every=100")
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg)
+    assert str(err.value) == (
+        "train/g_loss became nan or inf at generator step 5; no checkpoint had been written "
+        "yet; f-GAN reverse_kl's practical generator loss grows as exp(-V(G(z))) and "
+        "overflows where the data density vanishes; loss.generator=saddle avoids it "
+        "(docs/losses.md)")
+    # Only the divergences whose practical generator loss is exp(-V) get the hint.
+    hinted = {d for d in ("kl", "reverse_kl", "pearson", "neyman", "squared_hellinger", "js",
+                          "gan", "total_variation") if FGAN(d).divergence_hint}
+    assert hinted == {"reverse_kl", "neyman", "squared_hellinger"}
+    assert FGAN("reverse_kl", generator="saddle").divergence_hint is None
+    assert NonSaturating().divergence_hint is None
 
 
 class NaNEveryThird(NonSaturating):
