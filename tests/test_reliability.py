@@ -112,15 +112,21 @@ def test_real_signal_to_a_training_process_saves_and_resumes(make_cfg, tmp_path,
     assert resumed["steps"] == g + 3
 
 
-class NaNFromCall9(NonSaturating):
-    """A generator objective (called once per generator step) that is NaN from step 9."""
+class _NaNGeneratorLossFrom:
+    """Mixin: the loss's generator objective (called once per generator step) turns NaN
+    from call ``nan_from`` on; each subclass counts its own calls."""
 
+    nan_from = 0
     calls = 0
 
     def g_loss(self, fake_logits):
-        NaNFromCall9.calls += 1
+        type(self).calls += 1
         value = super().g_loss(fake_logits)
-        return value * float("nan") if NaNFromCall9.calls >= 9 else value
+        return value * float("nan") if type(self).calls >= self.nan_from else value
+
+
+class NaNFromCall9(_NaNGeneratorLossFrom, NonSaturating):
+    nan_from = 9
 
 
 def test_divergence_stops_with_the_step_and_keeps_finite_checkpoint(make_cfg, tmp_path):
@@ -139,15 +145,8 @@ def test_divergence_stops_with_the_step_and_keeps_finite_checkpoint(make_cfg, tm
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
 
 
-class ReverseKLNaNFromCall5(FGAN):
-    """f-GAN reverse KL whose generator objective is NaN from its 5th call."""
-
-    calls = 0
-
-    def g_loss(self, fake_logits):
-        ReverseKLNaNFromCall5.calls += 1
-        value = super().g_loss(fake_logits)
-        return value * float("nan") if ReverseKLNaNFromCall5.calls >= 5 else value
+class ReverseKLNaNFromCall5(_NaNGeneratorLossFrom, FGAN):
+    nan_from = 5
 
 
 def test_fgan_divergence_names_what_to_try(make_cfg, tmp_path):
