@@ -134,6 +134,9 @@ class NonSaturating(Minimax):
 # For each f-divergence of Nowozin et al. 2016 (Table 2): the output activation g_f, the
 # composition f*(g_f(v)) written in stable form, the generator f of Table 1, and its
 # derivative f' (the optimal critic T*(x) = f'(p(x)/q(x))). The critic is T = g_f(V).
+# ``exp_g_loss`` names the generator objectives whose loss grows exponentially as V falls
+# (-g_f(V) for "practical", -f*(g_f(V)) for "saddle"); the optimal critic is V -> -inf
+# wherever the data density vanishes, so those losses can overflow there.
 
 
 def _f_js(u: Tensor) -> Tensor:
@@ -152,6 +155,7 @@ F_DIVERGENCES: dict[str, dict] = {
         conj_act=lambda v: v - 1,  # f*(t) = -1 - log(-t), t = -exp(-v)
         f=lambda u: -torch.log(u),
         f_prime=lambda u: -1 / u,
+        exp_g_loss=("practical",),
     ),
     "pearson": dict(
         activation=lambda v: v,
@@ -164,12 +168,14 @@ F_DIVERGENCES: dict[str, dict] = {
         conj_act=lambda v: 2 - 2 * torch.exp(-0.5 * v),  # f*(t) = 2 - 2 sqrt(1 - t)
         f=lambda u: (1 - u) ** 2 / u,
         f_prime=lambda u: 1 - 1 / u**2,
+        exp_g_loss=("practical", "saddle"),
     ),
     "squared_hellinger": dict(
         activation=lambda v: 1 - torch.exp(-v),
         conj_act=lambda v: torch.expm1(v),  # f*(t) = t / (1 - t)
         f=lambda u: (torch.sqrt(u) - 1) ** 2,
         f_prime=lambda u: 1 - 1 / torch.sqrt(u),
+        exp_g_loss=("practical",),
     ),
     "js": dict(
         activation=lambda v: LOG2 - F.softplus(-v),  # log 2 - log(1 + exp(-v))
@@ -257,14 +263,16 @@ class FGAN(GANLoss):
 
     @property
     def divergence_hint(self) -> str | None:
-        # g_f(v) = -exp(-v) or 1 - exp(-v): the practical generator loss grows as exp(-V),
-        # and V -> -inf is the optimal critic wherever the data density vanishes.
-        if (self.generator_objective == "practical"
-                and self.divergence_name in ("reverse_kl", "neyman", "squared_hellinger")):
+        exp_losses = F_DIVERGENCES[self.divergence_name].get("exp_g_loss", ())
+        if self.generator_objective not in exp_losses:
+            return None
+        if "saddle" not in exp_losses:
             return (f"f-GAN {self.divergence_name}'s practical generator loss grows as "
                     "exp(-V(G(z))) and overflows where the data density vanishes; "
                     "loss.generator=saddle avoids it (docs/losses.md)")
-        return None
+        return (f"f-GAN {self.divergence_name}'s generator loss, practical or saddle, grows "
+                "exponentially as V(G(z)) falls and overflows where the data density "
+                "vanishes, where this divergence is infinite (docs/losses.md)")
 
     def extra_repr(self) -> str:
         return (f"fgan, divergence={self.divergence_name}, "

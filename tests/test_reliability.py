@@ -166,7 +166,13 @@ def test_fgan_divergence_names_what_to_try(make_cfg, tmp_path):
                           "gan", "total_variation") if FGAN(d).divergence_hint}
     assert hinted == {"reverse_kl", "neyman", "squared_hellinger"}
     assert FGAN("reverse_kl", generator="saddle").divergence_hint is None
+    assert FGAN("squared_hellinger", generator="saddle").divergence_hint is None
     assert NonSaturating().divergence_hint is None
+    # Neyman's saddle loss, 2 exp(-V/2) - 2, grows too: no update is offered as the fix.
+    neyman = ("f-GAN neyman's generator loss, practical or saddle, grows exponentially as "
+              "V(G(z)) falls and overflows where the data density vanishes, where this "
+              "divergence is infinite (docs/losses.md)")
+    assert FGAN("neyman").divergence_hint == FGAN("neyman", "saddle").divergence_hint == neyman
 
 
 class NaNEveryThird(NonSaturating):
