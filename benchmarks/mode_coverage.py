@@ -153,11 +153,11 @@ def run_one(job: tuple[str, str, int, str, int | None, str]) -> dict:
         with contextlib.redirect_stdout(log):
             metrics = train(cfg)
     except NonFiniteLossError as exc:  # a diverged run is a result of the table, not a crash
-        (out_dir / "run.log").write_text(log.getvalue())
         return {**row, "status": "diverged", "reason": str(exc),
                 "steps": json.loads((out_dir / "metrics.json").read_text())["steps"],
                 "time_s": time.perf_counter() - start, **{k: None for k in METRICS}}
-    (out_dir / "run.log").write_text(log.getvalue())
+    finally:
+        (out_dir / "run.log").write_text(log.getvalue())
     return {**row, "status": "completed", "steps": metrics["steps"],
             "time_s": time.perf_counter() - start, **{k: metrics[k] for k in METRICS}}
 
