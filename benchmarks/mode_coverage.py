@@ -4,8 +4,8 @@ Trains every configuration on ``experiment=ring_pacgan`` and ``experiment=grid_p
 (PacGAN's 2-D setup, Lin et al. 2018) for several seeds, and prints the mean ± standard
 deviation over seeds of the modes covered, the % of high-quality samples and the reverse
 KL (2,500 samples; ``ganzoo.metrics.toy``) next to the published rows. The table is also
-written into the "Mode coverage" section of ``benchmarks/RESULTS.md`` (other sections of
-that file are kept).
+written into the "Mode coverage" section of ``benchmarks/RESULTS.md`` (its ### subsections
+and the file's other sections are kept).
 
     uv run python benchmarks/mode_coverage.py                   # 8 configs x 5 seeds x 2
     uv run python benchmarks/mode_coverage.py --data grid --configs nonsaturating,pack4 \\
@@ -249,13 +249,15 @@ def targets(results: list[dict]) -> list[str]:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace (or add) the '## Mode coverage' section of a Markdown file, keeping the rest."""
+    """Replace (or add) the generated text of the '## Mode coverage' section of a Markdown
+    file: from its heading to the next heading of any level, so hand-written subsections
+    (### ...) and the other sections are kept."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     start = text.find("\n## Mode coverage")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
     else:
-        end = text.find("\n## ", start + 1)
+        end = text.find("\n#", start + 1)
         text = text[:start + 1] + body + (text[end:] if end >= 0 else "")
     path.write_text(text.rstrip("\n") + "\n")
 

@@ -125,10 +125,11 @@ def test_benchmark_rewrites_only_its_section(tmp_path):
     bench = _bench()
     path = tmp_path / "RESULTS.md"
     path.write_text("# Benchmark results\n\n## Throughput\n\nfast\n\n## Mode coverage\n\nold\n"
-                    "\n## Start-up\n\nquick\n")
+                    "\n### Reading the table\n\nnotes\n\n## Start-up\n\nquick\n")
     bench.write_section(path, "## Mode coverage\n\nnew\n")
     assert path.read_text() == ("# Benchmark results\n\n## Throughput\n\nfast\n\n"
-                                "## Mode coverage\n\nnew\n\n## Start-up\n\nquick\n")
+                                "## Mode coverage\n\nnew\n\n### Reading the table\n\nnotes\n"
+                                "\n## Start-up\n\nquick\n")
     fresh = tmp_path / "new.md"
     bench.write_section(fresh, "## Mode coverage\n\nrows\n")
     assert fresh.read_text() == "# Benchmark results\n\n## Mode coverage\n\nrows\n"
