@@ -105,7 +105,9 @@ def main(overrides: list[str]) -> None:
     G = load_generator(out / "checkpoints" / "last.ckpt")
     with torch.no_grad():
         z = torch.randn(N_SAMPLES, G.latent_dim, generator=torch.Generator().manual_seed(123))
-        fake = G(z).clamp(-1, 1)
+        # A class-conditional generator is asked for each class in turn (200 of each).
+        y = torch.arange(N_SAMPLES) % G.num_classes if G.num_classes else None
+        fake = (G(z, y) if y is not None else G(z)).clamp(-1, 1)
     gen = figures(predict(clf, fake))
 
     print(f"\ndigits quality · {cfg.model.name} · {cfg.loss._target_.rsplit('.', 1)[-1]} · "
