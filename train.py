@@ -23,6 +23,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+import ganzoo  # noqa: F401  (registers the config resolvers conf/ uses)
+
 log = logging.getLogger("ganzoo")
 
 
@@ -100,6 +102,8 @@ def train(cfg: DictConfig) -> dict:
 
     dm = _instantiate(cfg.data, "data")
     generator = _instantiate(cfg.model.generator, "model.generator")
+    if getattr(dm, "clusters", None) and not getattr(generator, "num_classes", 0):
+        dm.clusters = None  # an unconditional generator uses no labels: nothing to cluster
     discriminator = _discriminator(cfg, dm)
     loss = _instantiate(cfg.loss, "loss")
     _prepare_models(cfg, dm, generator, discriminator, loss)
@@ -188,6 +192,8 @@ def train(cfg: DictConfig) -> dict:
 
     metrics: dict = {"status": status, **({"reason": reason} if reason else {}),
                      "steps": module.g_step}
+    if module.label_prior is not None:  # a conditional model on k-means cluster labels
+        metrics["clusters"] = module.num_classes
     if status == "completed":
         metrics.update(final)
         if evaluation.last_picture is not None:  # the picture of the final generator
@@ -219,7 +225,9 @@ class TrainingInterrupted(Exception):
 
 def _report(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
             notes: list[str] = ()) -> None:
-    rows = [("generator steps", f"{metrics['steps']}"),
+    rows = [("labels", f"{metrics['clusters']} k-means clusters of the images")] \
+        if "clusters" in metrics else []
+    rows += [("generator steps", f"{metrics['steps']}"),
             ("wall time", f"{metrics['wall_time_s']:.1f} s")]
     if "train/d_loss" in metrics:
         rows.append(("d_loss / g_loss",

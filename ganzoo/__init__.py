@@ -6,7 +6,19 @@ stack (``ganzoo.gan.GAN``) is imported only where it is used.
 
 from __future__ import annotations
 
+from omegaconf import OmegaConf
+
 __all__ = ["load_generator"]
+
+
+def _model_classes(clusters: int | None, num_classes: int) -> int:
+    """The classes a conditional model sees: the k-means clusters of the images when
+    data.clusters is set, else the dataset's own data.num_classes."""
+    return num_classes if clusters is None else clusters
+
+
+# Model configs read their class count through this resolver (conf/model/*.yaml).
+OmegaConf.register_new_resolver("ganzoo.classes", _model_classes, replace=True)
 
 
 def __getattr__(name: str):

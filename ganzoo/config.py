@@ -60,6 +60,7 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "ckpt_every", 1)
     _check_int(cfg, "seed", 0)
     _check_int(cfg, "data.batch_size", 1)
+    _check_int(cfg, "data.clusters", 2)
     _check_int(cfg, "model.latent_dim", 1)
     _check_pack(cfg)
     for player in ("g", "d"):

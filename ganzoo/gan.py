@@ -85,6 +85,10 @@ class GAN(L.LightningModule):
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, uniform draws for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
+        # The labels' distribution when they are k-means clusters (data.clusters): fake
+        # labels are drawn from it. None: uniform (the dataset's own classes). Set from
+        # the data module at setup; kept in checkpoints for sampling.
+        self.register_buffer("label_prior", None, persistent=False)
         if nonfinite not in ("stop", "skip"):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
         self.nonfinite = nonfinite
@@ -144,6 +148,8 @@ class GAN(L.LightningModule):
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
         if not self.num_classes:
             return None
+        if self.label_prior is not None:
+            return torch.multinomial(self.label_prior, n, replacement=True, generator=generator)
         return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
 
     def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
@@ -174,6 +180,15 @@ class GAN(L.LightningModule):
     def _G(self, z: Tensor, y: Tensor | None) -> Tensor:
         G = self.generator if self._compiled is None else self._compiled[0]
         return G(z) if y is None else G(z, y)
+
+    def setup(self, stage: str) -> None:
+        # Lightning sets the data module up first: its cluster shares, if any, are known.
+        prior = getattr(self.trainer.datamodule, "label_prior", None)
+        if prior is not None and self.num_classes:
+            if prior.shape != (self.num_classes,):
+                raise ValueError(f"the data has {prior.numel()} clusters, the conditional "
+                                 f"generator {self.num_classes} classes")
+            self.label_prior = prior.to(self.device)
 
     def on_fit_start(self) -> None:
         use = self.channels_last
@@ -381,16 +396,21 @@ class GAN(L.LightningModule):
         generator when there is one (``raw=True``: the trained generator itself).
 
         A conditional generator makes the classes ``labels`` (N,), by default
-        0, 1, ..., num_classes - 1 in turn.
+        0, 1, ..., num_classes - 1 in turn; when the labels are k-means clusters
+        (data.clusters), by default clusters drawn in proportion to their shares (from
+        their own stream: the seed gives the same z whatever the labels).
         """
         if labels is not None and not self.num_classes:
             raise ValueError("labels: this generator is not class-conditional")
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         if self.num_classes:
+            if labels is None and self.label_prior is not None:
+                labels = self.sample_labels(
+                    n, generator=torch.Generator(device=self.device).manual_seed(seed))
             labels = (torch.arange(n) % self.num_classes if labels is None
                       else torch.as_tensor(labels)).to(self.device)
             if labels.shape != (n,):
                 raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
-        gen = torch.Generator(device=self.device).manual_seed(seed)
         G = self.generator if raw else self.sampling_generator
         out = []
         for i in range(0, n, batch_size):
@@ -410,6 +430,8 @@ class GAN(L.LightningModule):
         checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
                                 "skipped_steps": self.skipped_steps, "rng": rng,
                                 "latent_dim": self.latent_dim, **self.extra_checkpoint}
+        if self.label_prior is not None:
+            checkpoint["ganzoo"]["label_prior"] = self.label_prior.tolist()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganzoo")

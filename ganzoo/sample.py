@@ -59,17 +59,24 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
     G.data_shape = tuple(meta.get("data", {}).get("shape", ()))
     # Conditional generators carry their class count; unconditional ones get None.
     G.num_classes = int(getattr(G, "num_classes", 0) or 0) or None
+    # Trained on k-means clusters (data.clusters): each cluster's share; else None.
+    prior = meta.get("label_prior")
+    G.label_prior = torch.tensor(prior, dtype=torch.float) if prior is not None else None
     return G.to(device).eval()
 
 
 @torch.no_grad()
 def sample(G: nn.Module, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:
-    """n samples from fixed noise; ``labels`` (n,) for a conditional generator."""
+    """n samples from fixed noise; ``labels`` (n,) for a conditional generator, drawn
+    when not given: uniformly, or for k-means cluster labels by the clusters' shares."""
     device = next(G.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(n, G.latent_dim, device=device, generator=gen)
     if getattr(G, "num_classes", None):
-        if labels is None:
+        prior = getattr(G, "label_prior", None)
+        if labels is None and prior is not None:
+            labels = torch.multinomial(prior.to(device), n, replacement=True, generator=gen)
+        elif labels is None:
             labels = torch.randint(G.num_classes, (n,), device=device, generator=gen)
         return G(z, labels.to(device))
     if labels is not None:
@@ -121,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="output file: .png, .npy or .pt (default samples.png)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--class", dest="label", type=int, default=None,
-                        help="class to generate (conditional models)")
+                        help="class to generate (conditional models; a cluster when "
+                             "trained with data.clusters)")
     parser.add_argument("--raw", action="store_true",
                         help="use the raw generator instead of its EMA weights")
     parser.add_argument("--device", default="cpu")

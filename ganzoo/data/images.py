@@ -148,7 +148,7 @@ class ImageDataModule(L.LightningDataModule):
                  batch_size: int = 64, n_train: int | None = None, n_eval: int = 10_000,
                  seed: int = 0, download: bool = False, on_device: bool = True,
                  flip: bool = False, num_classes: int = 0, num_workers: int = 2,
-                 skip_bad_files: bool = True) -> None:
+                 skip_bad_files: bool = True, clusters: int | None = None) -> None:
         super().__init__()
         loaders = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100",
                    "stacked_mnist", "celeba", "imagefolder")
@@ -166,6 +166,13 @@ class ImageDataModule(L.LightningDataModule):
         self.download, self.on_device, self.flip = download, on_device, flip
         self.num_classes, self.num_workers = num_classes, num_workers
         self.skip_bad_files = skip_bad_files
+        if clusters is not None and (isinstance(clusters, bool) or not isinstance(clusters, int)
+                                     or clusters < 2):
+            raise ValueError(f"data.clusters must be an integer >= 2 or null, got {clusters!r}")
+        self.clusters = clusters
+        # With clusters: each cluster's share of the training images (the generator's
+        # label distribution when sampling); None when the labels are the dataset's.
+        self.label_prior: Tensor | None = None
         self.images: Tensor | None = None  # (N, C, S, S) uint8, when held in memory
         self.labels: Tensor | None = None  # (N,)
         self.dataset: Dataset | None = None  # streamed otherwise
@@ -194,8 +201,14 @@ class ImageDataModule(L.LightningDataModule):
             if images.shape[-1] != side:
                 images = v2.functional.resize(images, [side, side], antialias=True)
             self.images, self.labels = images.contiguous(), labels.long()
+        if self.clusters and self.images is None:
+            raise ConfigError(f"data.clusters needs the images in memory: set "
+                              f"data.on_device=true for {self.name}")
         if self.images is not None:
             self.images, self.labels = self.images[: self.n_train], self.labels[: self.n_train]
+            if self.clusters:
+                self.labels, self.label_prior = cluster_labels(self.images, self.clusters,
+                                                               self.seed)
             self.batches = DeviceBatches(self.images, self.labels, self.batch_size,
                                          self.seed + 1, self.flip)
             self.batches.seek(self._start)
@@ -286,11 +299,31 @@ class ImageDataModule(L.LightningDataModule):
 
     def plot(self, path, module, title: str = "") -> None:
         """samples.png: an 8x8 grid of samples from fixed noise (and, if conditional,
-        the classes in turn)."""
+        the classes in turn, or with data.clusters clusters drawn by their shares)."""
         from torchvision.utils import save_image
 
         fake = module.generate(64, seed=self.seed)
         save_image(fake.float().cpu(), str(path), nrow=8, normalize=True, value_range=(-1, 1))
+
+
+def cluster_labels(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
+    """k-means (scikit-learn, 10 restarts) on the images' pixels: each image's cluster
+    (N,) and each cluster's share of the images (k,). These stand in for class labels, so
+    a conditional model trains without any (a fixed-cluster form of the self-conditioned
+    GAN, Liu et al. 2020): each cluster gets its own generator mode, and sampling draws
+    the cluster in proportion to its share."""
+    from sklearn.cluster import KMeans
+
+    n = images.shape[0]
+    if k > n:
+        raise ConfigError(f"data.clusters={k}: more clusters than training images ({n})")
+    x = images.reshape(n, -1).float().div(255).numpy()
+    labels = KMeans(k, n_init=10, random_state=seed).fit(x).labels_
+    labels = torch.from_numpy(labels).long()
+    counts = torch.bincount(labels, minlength=k)
+    log.debug("data: %d k-means clusters of the %d training images as labels (sizes %d-%d)",
+             k, n, int(counts.min()), int(counts.max()))
+    return labels, counts.double().div(n).float()
 
 
 class DeviceBatches:

@@ -247,7 +247,11 @@ class ImageMetrics:
     def fake_batches(self, module, rank: int = 0, world_size: int = 1) -> Iterable[Tensor]:
         """Generated images, batch i from noise seed seed + i: this rank's share of them
         (batches i = rank, rank + world_size, ...)."""
+        # A conditional model: its classes in turn; with cluster labels (label_prior)
+        # the clusters in proportion to their shares, drawn by generate.
         nc = getattr(module, "num_classes", 0)
+        if getattr(module, "label_prior", None) is not None:
+            nc = 0
         for i, start in enumerate(range(0, self.n_samples, self.batch_size)):
             if i % world_size != rank:
                 continue
