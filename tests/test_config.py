@@ -56,9 +56,13 @@ def test_every_model_and_data_build(make_cfg, model, data):
         return
     G = hydra.utils.instantiate(cfg.model.generator)
     D = hydra.utils.instantiate(cfg.model.discriminator)
-    x = G(torch.randn(4, cfg.model.latent_dim))
+    classes = getattr(G, "num_classes", 0)
+    if data == "digits" and model in IMAGE_MODELS:  # conditional on 20 k-means clusters
+        assert classes == D.num_classes == 20
+    y = (torch.arange(4) % classes,) if classes else ()
+    x = G(torch.randn(4, cfg.model.latent_dim), *y)
     assert tuple(x.shape) == (4, *dm.shape)
-    assert D(x).shape == (4,)
+    assert D(x, *y).shape == (4,)
 
 
 @pytest.mark.parametrize("group", ["logger", "trainer", "optim"])

@@ -98,7 +98,7 @@ def test_other_architecture_is_refused(ckpt, tmp_path):
 
 
 def test_conditional_checkpoint_samples_the_asked_class(make_cfg, tmp_path, capsys):
-    train(make_cfg("data=digits", "model=dcgan", "model.conditional=true",
+    train(make_cfg("data=digits", "model=dcgan", "model.conditional=true", "data.clusters=null",
                    "model.generator.width=8", "model.discriminator.width=8", "steps=2",
                    "data.batch_size=8"))
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
