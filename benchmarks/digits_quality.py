@@ -64,23 +64,9 @@ def predict(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.softmax(net(x), dim=1).numpy()  # (N, 10) class probabilities
 
 
-def load_generator(path: Path) -> torch.nn.Module:
-    """The trained generator from a run's checkpoint: its config and its weights, the
-    EMA ones when the run kept an average."""
-    import hydra
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    G = hydra.utils.instantiate(ckpt["ganzoo"]["generator"])
-    state = ckpt["state_dict"]
-    prefix = ("generator_ema.module." if any(k.startswith("generator_ema.module.")
-                                            for k in state) else "generator.")
-    G.load_state_dict({k.removeprefix(prefix): v for k, v in state.items()
-                       if k.startswith(prefix)})
-    return G.eval()
-
-
 def main(overrides: list[str]) -> None:
     from ganzoo.data.images import ImageDataModule
+    from ganzoo.sample import load_generator, sample
     from train import train
 
     out = Path(tempfile.mkdtemp(prefix="digits_quality_"))
@@ -102,16 +88,21 @@ def main(overrides: list[str]) -> None:
     real = figures(predict(clf, x[held]))
     accuracy = float((predict(clf, x[held]).argmax(1) == y[held].numpy()).mean())
 
-    G = load_generator(out / "checkpoints" / "last.ckpt")
-    with torch.no_grad():
-        z = torch.randn(N_SAMPLES, G.latent_dim, generator=torch.Generator().manual_seed(123))
-        # A class-conditional generator is asked for each class in turn (200 of each).
-        y = torch.arange(N_SAMPLES) % G.num_classes if G.num_classes else None
-        fake = (G(z, y) if y is not None else G(z)).clamp(-1, 1)
+    G = load_generator(out / "checkpoints" / "last.ckpt")  # its EMA weights, if kept
+    # Trained on the digit labels, a conditional generator is asked for each class in
+    # turn (200 of each); trained on k-means clusters (data.clusters), its clusters are
+    # drawn by their shares of the training images, as any sample of it is.
+    y = None
+    if G.num_classes and G.label_prior is None:
+        y = torch.arange(N_SAMPLES) % G.num_classes
+    fake = sample(G, N_SAMPLES, seed=123, labels=y).clamp(-1, 1)
     gen = figures(predict(clf, fake))
 
+    labels = ("unconditional" if not G.num_classes else
+              f"{G.num_classes} k-means clusters as labels" if G.label_prior is not None
+              else "conditional on the digit labels")
     print(f"\ndigits quality · {cfg.model.name} · {cfg.loss._target_.rsplit('.', 1)[-1]} · "
-          f"{metrics['steps']} generator steps · seed {cfg.seed}")
+          f"{labels} · {metrics['steps']} generator steps · seed {cfg.seed}")
     print(f"  train() wall time            {wall:.1f} s (run directory {out})")
     print(f"  classifier on held-out real  accuracy {accuracy:.3f}, "
           f"confident {real['confident']:.3f}, KL to uniform {real['kl_uniform']:.4f}")
