@@ -55,6 +55,13 @@ def _prepare_models(cfg: DictConfig, dm, generator, discriminator, loss) -> None
         check_models(generator, discriminator, dm.shape, penalty)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    classes = getattr(generator, "num_classes", 0) or 0
+    clusters = getattr(dm, "clusters", None)
+    labels = clusters or getattr(dm, "num_classes", 0) or 0
+    if classes and labels and classes != labels:
+        source = f"data.clusters={clusters}" if clusters else f"data.num_classes={labels}"
+        raise ConfigError(f"model.generator.num_classes: the conditional model has {classes} "
+                          f"classes, the data's labels {labels} ({source})")
 
 
 def _discriminator(cfg: DictConfig, dm):

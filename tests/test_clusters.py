@@ -65,6 +65,16 @@ def test_bad_cluster_counts_are_refused(make_cfg, tmp_path):
     with pytest.raises(ConfigError) as err:
         train(make_cfg("data=digits", "data.n_train=8", "data.batch_size=4"))
     assert str(err.value) == "data.clusters=20: more clusters than training images (8)"
+    # A class count that disagrees with the labels is refused before any data is read.
+    five = ("model.generator.num_classes=5", "model.discriminator.num_classes=5")
+    with pytest.raises(ConfigError) as err:
+        train(make_cfg("data=digits", *TINY, *five))
+    assert str(err.value) == ("model.generator.num_classes: the conditional model has 5 "
+                              "classes, the data's labels 20 (data.clusters=20)")
+    with pytest.raises(ConfigError) as err:
+        train(make_cfg("data=digits", *TINY, *five, "data.clusters=null"))
+    assert str(err.value) == ("model.generator.num_classes: the conditional model has 5 "
+                              "classes, the data's labels 10 (data.num_classes=10)")
 
 
 def test_clusters_need_the_images_in_memory(tmp_path):
