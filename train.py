@@ -51,17 +51,14 @@ def _prepare_models(cfg: DictConfig, dm, generator, discriminator, loss) -> None
     penalty = f"loss={loss.name}" if loss.uses_gradient_penalty else None
     if cfg.get("r1_gamma", 0):
         penalty = "r1_gamma > 0"
+    clusters = getattr(dm, "clusters", None)
+    num_classes = getattr(dm, "num_classes", 0) or 0
+    labels = ((clusters, f"data.clusters={clusters}") if clusters
+              else (num_classes, f"data.num_classes={num_classes}"))
     try:
-        check_models(generator, discriminator, dm.shape, penalty)
+        check_models(generator, discriminator, dm.shape, penalty, labels)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    classes = getattr(generator, "num_classes", 0) or 0
-    clusters = getattr(dm, "clusters", None)
-    labels = clusters or getattr(dm, "num_classes", 0) or 0
-    if classes and labels and classes != labels:
-        source = f"data.clusters={clusters}" if clusters else f"data.num_classes={labels}"
-        raise ConfigError(f"model.generator.num_classes: the conditional model has {classes} "
-                          f"classes, the data's labels {labels} ({source})")
 
 
 def _discriminator(cfg: DictConfig, dm):

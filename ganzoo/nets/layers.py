@@ -97,12 +97,14 @@ def check_labels(num_classes: int, y: Tensor | None, who: str) -> None:
 
 
 def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Sequence[int],
-                 penalty: str | None = None) -> None:
+                 penalty: str | None = None, labels: tuple[int, str] | None = None) -> None:
     """Refuse, before training, a G, D and data that cannot work together.
 
     ``penalty`` names the gradient penalty the critic is trained with, if any: batch norm
     makes each sample's critic gradient depend on the rest of its batch, which breaks the
     per-sample penalty (Gulrajani et al. 2017, Sec. 4), so such a critic is refused.
+    ``labels``: how many labels the data has and the setting they come from (e.g.
+    ``(20, "data.clusters=20")``); a conditional model must have as many classes.
     """
     data = [int(s) for s in data_shape]
     for who, net in (("generator", generator), ("discriminator", discriminator)):
@@ -120,3 +122,8 @@ def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Seq
         raise ValueError(f"model.discriminator: batch norm in a critic trained with a "
                          f"gradient penalty ({penalty}) ties each sample's gradient to its "
                          f"batch; use layer norm or none (dcgan: model.discriminator.norm=layer)")
+    if labels is not None:
+        count, source = labels
+        if g_classes and count and g_classes != count:
+            raise ValueError(f"model.generator.num_classes: the conditional model has "
+                             f"{g_classes} classes, the data's labels {count} ({source})")
