@@ -17,8 +17,22 @@ def _model_classes(clusters: int | None, num_classes: int) -> int:
     return num_classes if clusters is None else clusters
 
 
-# Model configs read their class count through this resolver (conf/model/*.yaml).
+def _packed(data_shape, pack: int) -> list[int]:
+    """The critic's input shape for packs of ``pack`` samples (PacGAN): the first dimension
+    (values or channels) times ``pack``; as ``ganzoo.nets.pack.packed_shape``."""
+    shape = [int(s) for s in data_shape]
+    return [shape[0] * int(pack), *shape[1:]]
+
+
+def _when(condition, value):
+    """``value`` if ``condition`` else null (e.g. clusters only for a conditional model)."""
+    return value if condition else None
+
+
+# Model and data configs read these resolvers (conf/model/*.yaml, conf/data/digits.yaml).
 OmegaConf.register_new_resolver("ganzoo.classes", _model_classes, replace=True)
+OmegaConf.register_new_resolver("ganzoo.packed", _packed, replace=True)
+OmegaConf.register_new_resolver("ganzoo.when", _when, replace=True)
 
 
 def __getattr__(name: str):

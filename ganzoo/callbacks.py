@@ -43,6 +43,9 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         bar.set_postfix(post, refresh=False)
         bar.refresh()
 
+    def on_validation_end(self, trainer, pl_module) -> None:
+        pass  # evaluations run inside training: no validation bar to close
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # The epoch of an endless stream ends only when training does.
         if self.train_progress_bar is not None and not self.train_progress_bar.disable:
@@ -50,12 +53,16 @@ class GeneratorStepProgressBar(TQDMProgressBar):
 
 
 class PeriodicEvaluation(L.Callback):
-    """Evaluate every ``every`` generator steps (0: never during training), and draw.
+    """Evaluate every ``every`` generator steps (0: never during training) and at the last
+    step, and draw.
 
-    Each evaluation logs the datamodule's figures and, given a run directory, saves the
-    datamodule's picture of the generator (a fixed-noise sample grid; for toy data the
-    samples over the data with the critic behind them) as
-    ``samples/step_000500.png`` and sends it to every logger that takes images.
+    Each evaluation logs the evaluator's figures through Lightning (``self.log``) and, given
+    a run directory, saves the evaluator's picture of the generator (a fixed-noise sample
+    grid; for toy data the samples over the data with the critic behind them) as
+    ``samples/step_000500.png`` and sends it to every logger that takes images. For
+    Lightning's other callbacks an evaluation is the end of a validation: their
+    ``on_validation_end`` runs after it, so ``ModelCheckpoint(monitor="eval/fid")`` and
+    ``EarlyStopping(monitor="eval/hq")`` act on each evaluation.
     """
 
     def __init__(self, every: int, out_dir: str | Path | None = None, title: str = "") -> None:
@@ -65,34 +72,48 @@ class PeriodicEvaluation(L.Callback):
         self._last = -1
         self.last_picture: Path | None = None
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def due(self, pl_module) -> bool:
         g = pl_module.g_step
-        if self.every > 0 and g % self.every == 0 and g != self._last and g > 0:
-            if pl_module.nonfinite == "stop":
-                pl_module.check_finite()
-            self.run(trainer, pl_module)
+        if g == 0 or g == self._last:
+            return False
+        return (self.every > 0 and g % self.every == 0) or g == pl_module.total_steps
 
-    def run(self, trainer, pl_module) -> dict[str, float]:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.due(pl_module):
+            return
+        pl_module.check_finite()
+        self.run(trainer, pl_module)
+        for callback in trainer.callbacks:  # evaluation = validation, for callbacks
+            if callback is not self:
+                callback.on_validation_end(trainer, pl_module)
+
+    def run(self, trainer, pl_module, log: bool = True) -> dict[str, float]:
         """Evaluate and draw now, at the current generator step."""
         from ganzoo.loggers import log_image
 
         g = self._last = pl_module.g_step
-        figures = pl_module.evaluate()
-        dm = trainer.datamodule
-        if self.out_dir is not None and trainer.is_global_zero and hasattr(dm, "plot"):
+        figures = pl_module.evaluate(log=log)
+        evaluator = pl_module.evaluator
+        if self.out_dir is not None and trainer.is_global_zero and hasattr(evaluator, "plot"):
             path = self.out_dir / "samples" / f"step_{g:06d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             title = f"{self.title} · {g} generator steps" if self.title else f"step {g}"
-            dm.plot(path, pl_module, title)
+            G = pl_module.sampling_generator
+            was_training = G.training
+            G.eval()  # a picture changes no state (batch-norm statistics included)
+            try:
+                evaluator.plot(path, pl_module, title)
+            finally:
+                G.train(was_training)
             log_image(trainer.loggers, "samples", path, g)
             self.last_picture = path
         return figures
 
-    def finish(self, trainer, pl_module) -> dict[str, float]:
+    def finish(self, trainer, pl_module, log: bool = True) -> dict[str, float]:
         """The final evaluation: reuse the one of this step if it ran, else run it."""
-        if self._last == pl_module.g_step and pl_module.last_eval:
+        if self._last == pl_module.g_step:
             return dict(pl_module.last_eval)
-        return self.run(trainer, pl_module)
+        return self.run(trainer, pl_module, log=log)
 
 
 class FinalEvaluation(L.Callback):
@@ -115,10 +136,9 @@ class FinalEvaluation(L.Callback):
 
         self.ran = True
         self.signum = max_over_ranks(self.interrupt.received or 0, pl_module.device)
-        if pl_module.nonfinite == "stop":
-            pl_module.check_finite()
-        if not self.signum:
-            self.figures = self.evaluation.finish(trainer, pl_module)
+        pl_module.check_finite()
+        if not self.signum:  # the last step's evaluation ran in training (logged there)
+            self.figures = self.evaluation.finish(trainer, pl_module, log=False)
 
 
 class GeneratorStepCheckpoint(ModelCheckpoint):
@@ -147,14 +167,16 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         candidates["step"] = torch.tensor(trainer.lightning_module.g_step)
         return candidates
 
+    def on_validation_end(self, trainer, pl_module) -> None:
+        pass  # checkpoints follow generator steps, not evaluations (checkpoint.best does)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step
         if g == 0 or g % self.every or g == self._last_g:
             return
         if self._should_skip_saving_checkpoint(trainer):
             return
-        if pl_module.nonfinite == "stop":
-            pl_module.check_finite()  # never overwrite a good checkpoint with a diverged one
+        pl_module.check_finite()  # never overwrite a good checkpoint with a diverged one
         self._last_g = g
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)

@@ -44,3 +44,21 @@ def check_compatible(ckpt: dict, state_dict: dict[str, torch.Tensor], path: str 
                   if unexpected else f"{wrong[0]} has shape {tuple(saved[wrong[0]].shape)}, "
                   f"expected {tuple(state_dict[wrong[0]].shape)}")
         raise CheckpointError(f"{path} was trained with another architecture ({detail})")
+
+
+def sampling_record(generator, data) -> dict:
+    """What a checkpoint keeps for sampling without the training stack: the generator's
+    config (``_target_`` and arguments, resolved) and the data's name and shape.
+
+    Built by Hydra with ``_recursive_: false`` (conf/model/base.yaml), so the
+    generator's node arrives as config, not as a network.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    def plain(node):
+        return OmegaConf.to_container(node, resolve=True) \
+            if isinstance(node, (DictConfig, ListConfig)) else node
+
+    data = plain(data)
+    return {"generator": plain(generator),
+            "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}

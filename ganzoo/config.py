@@ -51,10 +51,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
     _check_int(cfg, "steps", 1)
     _check_int(cfg, "n_critic", 1)
-    _check_int(cfg, "r1_every", 1)
-    r1 = _get(cfg, "r1_gamma")
-    if r1 is not None and (isinstance(r1, bool) or not isinstance(r1, (int, float)) or r1 < 0):
-        raise ConfigError(f"r1_gamma must be a number >= 0, got {r1!r}")
+    if _get(cfg, "r1_gamma") is not None or _get(cfg, "r1_every") is not None:
+        raise ConfigError("r1_gamma and r1_every are replaced by the penalty group: use "
+                          "penalty=r1 penalty.weight=GAMMA penalty.every=N")
     _check_int(cfg, "log_every", 1)
     _check_int(cfg, "eval_every", 0)
     _check_int(cfg, "ckpt_every", 1)
@@ -68,22 +67,9 @@ def validate(cfg: DictConfig) -> None:
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
                                or not lr > 0):
             raise ConfigError(f"optim.{player}.lr must be a positive number, got {lr!r}")
-    decay = _get(cfg, "lr_decay")
-    if decay is not None and decay not in ("none", "linear"):
-        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {decay!r}")
     ema_decay = _get(cfg, "ema.decay")
     if ema_decay is not None and (isinstance(ema_decay, bool)
                                   or not isinstance(ema_decay, (int, float))
                                   or not 0 < ema_decay < 1):
         raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
     _check_int(cfg, "ema.start", 0)
-    nonfinite = _get(cfg, "nonfinite")
-    if nonfinite is not None and nonfinite not in ("stop", "skip"):
-        raise ConfigError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
-    divergence = _get(cfg, "loss.divergence")
-    if divergence is not None:
-        from ganzoo.losses import F_DIVERGENCES
-
-        if divergence not in F_DIVERGENCES:
-            raise ConfigError(f"loss.divergence: unknown f-divergence {divergence!r}; "
-                              f"choose one of {', '.join(F_DIVERGENCES)}")

@@ -118,6 +118,17 @@ def max_over_ranks(value: int, device: torch.device | None = None) -> int:
     return int(t.item())
 
 
+def from_rank_zero(figures: dict[str, float], device: torch.device | None = None
+                   ) -> dict[str, float]:
+    """Rank 0's figures on every rank (unchanged outside a process group)."""
+    _, world_size = world()
+    if world_size == 1:
+        return figures
+    box = [figures]
+    dist.broadcast_object_list(box, src=0, device=device)
+    return box[0]
+
+
 def any_rank(flag: bool, device: torch.device | None = None) -> bool:
     """True on every rank if it is true on some rank (a no-op outside a process group)."""
     _, world_size = world()

@@ -2,17 +2,20 @@
 
 Algorithm 1 of Goodfellow et al. 2014 with k = ``n_critic``: every call of
 ``training_step`` is one discriminator update on a fresh real batch, and every k-th
-call also updates the generator. The loop owns schedules and optimisers; the loss
-plugin (``ganzoo.losses``) owns the mathematics.
+call also updates the generator. The loop owns schedules (k, the penalty's lazy
+interval, EMA, learning-rate decay) and optimisers; the loss plugin (``ganzoo.losses``)
+owns the mathematics, the penalty plugin (``ganzoo.penalties``) the critic's
+regulariser, the evaluator plugin (``ganzoo.eval``) the figures of merit.
 
 Steps are counted as papers count them: ``g_step`` is the number of generator
 updates. Lightning's ``global_step`` counts every optimiser step (k + 1 per generator
-update) and is kept out of everything users see.
+update) and is kept out of everything users see: figures are logged with ``step`` =
+``g_step``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
@@ -21,17 +24,22 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
-from ganzoo.losses import GANLoss, at_least_fp32, r1_penalty
+from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
+from ganzoo.losses.base import GANLoss, at_least_fp32
+from ganzoo.nets.layers import (
+    check_models,
+    draw_labels,
+    has_batch_statistics,
+    spectral_normalize,
+)
 from ganzoo.nets.pack import Packed
+from ganzoo.penalties import Penalty
+
+__all__ = ["GAN", "NonFiniteLossError"]
 
 patch_lightning_pytree()
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-
-
-def has_batch_statistics(module: nn.Module) -> bool:
-    """True if the module's output for one sample depends on the rest of its batch."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -40,11 +48,16 @@ def grad_norm(module: nn.Module) -> Tensor:
     return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised when a loss or critic output stops being finite."""
-
-
 class GAN(L.LightningModule):
+    """G, D, a loss, an optional penalty and evaluator, and the schedules that train them.
+
+    ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
+    built for ``ganzoo.nets.pack.packed_shape(data_shape, pack)``); ``spectral_norm``
+    normalises every layer of the critic. ``sampling`` is what a checkpoint records for
+    sampling without the training stack (the generator's config, the data's name and
+    shape; ``ganzoo.checkpoint.sampling_record``).
+    """
+
     def __init__(
         self,
         generator: nn.Module,
@@ -53,78 +66,88 @@ class GAN(L.LightningModule):
         optimizer_g: OptimizerFactory,
         optimizer_d: OptimizerFactory,
         latent_dim: int,
+        penalty: Penalty | None = None,
+        evaluator=None,
         n_critic: int = 1,
         total_steps: int | None = None,
         log_every: int = 50,
         lr_decay: str = "none",
-        r1_gamma: float = 0.0,
-        r1_every: int = 1,
         nonfinite: str = "stop",
         ema_decay: float | None = None,
         ema_start: int = 0,
+        data_shape: Sequence[int] | None = None,
+        pack: int = 1,
+        spectral_norm: bool = False,
+        conditional: bool | None = None,
         compile: bool = False,
         channels_last: bool | None = None,
+        name: str | None = None,
+        sampling: dict | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.generator, self.discriminator, self.loss = generator, discriminator, loss
-        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
-        self.latent_dim, self.n_critic = latent_dim, n_critic
-        self.total_steps, self.log_every = total_steps, log_every
+        if n_critic < 1 or log_every < 1:
+            raise ValueError(f"n_critic and log_every must be >= 1, got {n_critic}, {log_every}")
         if lr_decay not in ("none", "linear"):
             raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
         if lr_decay == "linear" and not total_steps:
             raise ValueError("lr_decay=linear needs the run length (total_steps)")
-        self.lr_decay = lr_decay
-        # R1 on real data (Mescheder et al. 2018), lazily every r1_every critic steps and
-        # then scaled by r1_every (Karras et al. 2020, StyleGAN2 Sec. 3.1).
-        if r1_gamma < 0 or r1_every < 1:
-            raise ValueError(f"r1_gamma must be >= 0 and r1_every >= 1, got {r1_gamma}, "
-                             f"{r1_every}")
-        self.r1_gamma, self.r1_every = r1_gamma, r1_every
-        # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
-        # for real batches, uniform draws for fakes.
-        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
-        # The labels' distribution when they are k-means clusters (data.clusters): fake
-        # labels are drawn from it. None: uniform (the dataset's own classes). Set from
-        # the data module at setup; kept in checkpoints for sampling.
-        self.register_buffer("label_prior", None, persistent=False)
-        if nonfinite not in ("stop", "skip"):
-            raise ValueError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
-        self.nonfinite = nonfinite
-        self.skipped_steps = 0
-        # Exponential moving average of the generator's weights (and buffers), updated
-        # after every generator step from ema_start on; used for evaluation and sampling.
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema.decay must be in (0, 1), got {ema_decay}")
         if ema_start < 0:
             raise ValueError(f"ema.start must be >= 0, got {ema_start}")
+        if spectral_norm:
+            spectral_normalize(discriminator)
+        if pack > 1:
+            if data_shape is None:
+                raise ValueError("model.pack needs the data's shape (data_shape)")
+            discriminator = Packed(discriminator, pack, data_shape)
+        if data_shape is not None:
+            check_models(generator, discriminator, data_shape,
+                         penalty=None if penalty is None else f"penalty={type(penalty).__name__}")
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.penalty = penalty
+        self.evaluator = evaluator
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.latent_dim, self.n_critic = latent_dim, n_critic
+        self.total_steps, self.log_every, self.lr_decay = total_steps, log_every, lr_decay
+        self.name, self.sampling = name, dict(sampling or {})
+        # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
+        # for real batches, draws from label_prior (uniform by default) for fakes.
+        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
+        if conditional is not None and bool(conditional) != bool(self.num_classes):
+            raise ValueError(f"model.conditional={conditional}, but the generator has "
+                             f"{self.num_classes} classes")
+        # The labels' distribution when they are k-means clusters (data.clusters): set
+        # from the data module at setup, kept in checkpoints for sampling.
+        self.register_buffer("label_prior", None, persistent=False)
+        self.guard = NonFiniteGuard(nonfinite)
+        self.nonfinite = nonfinite
+        # Exponential moving average of the generator's weights (and buffers), updated
+        # after every generator step from ema_start on; used for evaluation and sampling.
         self.ema_start = ema_start
         self.generator_ema: AveragedModel | None = None
         if ema_decay is not None:
             self.generator_ema = AveragedModel(
                 generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
             self.generator_ema.requires_grad_(False)
-        # Per guarded loss, the first generator step at which it was not finite (-1: none).
-        # Kept on the device and read only when figures are logged or a checkpoint is
-        # written, so guarding costs no host synchronisation per step.
-        self.register_buffer("_first_bad_step", torch.tensor([-1, -1]), persistent=False)
-        self._watched: list[tuple[int, int, Tensor]] = []  # (loss, step, value) not yet checked
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
         self.fuse_critic_pass = not has_batch_statistics(discriminator)
         # GPU fast path. compile: the training passes of G and D run through torch.compile
         # (the modules themselves, their weights and checkpoints stay as they are; a
-        # gradient penalty differentiates twice, which compiled graphs cannot, so it uses
-        # the plain critic). channels_last: conv nets in NHWC; None: on CUDA only.
+        # penalty differentiates twice, which compiled graphs cannot, so it uses the
+        # plain critic). channels_last: conv nets in NHWC; None: on CUDA only.
         self._compiled = (torch.compile(generator), torch.compile(discriminator)) \
             if compile else None  # a tuple, so not registered as submodules
         self.channels_last = channels_last
         self.last_train: dict[str, float] = {}  # last logged training figures (host floats)
         self.last_eval: dict[str, float] = {}
-        self.evaluator: Callable[[GAN], dict[str, float]] | None = None
-        self.extra_checkpoint: dict = {}  # e.g. the generator's config, for sampling
+
+    @property
+    def skipped_steps(self) -> int:
+        return self.guard.skipped
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -142,15 +165,40 @@ class GAN(L.LightningModule):
         scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
 
+    def setup(self, stage: str) -> None:
+        from ganzoo.data.base import check_datamodule
+
+        dm = self.trainer.datamodule
+        if dm is None:
+            return
+        check_datamodule(dm)  # Lightning set it up first: its labels are known
+        prior = dm.label_prior if self.num_classes else None
+        if prior is not None:
+            if prior.shape != (self.num_classes,):
+                raise ValueError(f"the data has {prior.numel()} clusters, the conditional "
+                                 f"generator {self.num_classes} classes")
+            self.label_prior = prior.to(self.device)
+        if self.evaluator is not None and hasattr(self.evaluator, "setup"):
+            self.evaluator.setup(dm)
+
+    def on_fit_start(self) -> None:
+        use = self.channels_last
+        if use is None:
+            use = self.device.type == "cuda"
+        if use:  # only 4-D weights change layout; MLPs are unaffected
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        self._channels_last = bool(use)
+
+    # --- noise, labels, networks --------------------------------------------------------
+
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
-        if not self.num_classes:
-            return None
-        if self.label_prior is not None:
-            return torch.multinomial(self.label_prior, n, replacement=True, generator=generator)
-        return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+        """Fake labels: by label_prior (the clusters' shares) or uniform; None if
+        unconditional."""
+        return draw_labels(n, self.num_classes, self.label_prior, generator, self.device)
 
     def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
         """z and fake labels for this rank's n samples. Under DDP every rank draws the
@@ -181,31 +229,6 @@ class GAN(L.LightningModule):
         G = self.generator if self._compiled is None else self._compiled[0]
         return G(z) if y is None else G(z, y)
 
-    def setup(self, stage: str) -> None:
-        # Lightning sets the data module up first: its cluster shares, if any, are known.
-        prior = getattr(self.trainer.datamodule, "label_prior", None)
-        if prior is not None and self.num_classes:
-            if prior.shape != (self.num_classes,):
-                raise ValueError(f"the data has {prior.numel()} clusters, the conditional "
-                                 f"generator {self.num_classes} classes")
-            self.label_prior = prior.to(self.device)
-
-    def on_fit_start(self) -> None:
-        use = self.channels_last
-        if use is None:
-            use = self.device.type == "cuda"
-        if use:  # only 4-D weights change layout; MLPs are unaffected
-            self.generator.to(memory_format=torch.channels_last)
-            self.discriminator.to(memory_format=torch.channels_last)
-        self._channels_last = bool(use)
-
-    def r1(self, real: Tensor, labels: Tensor | None) -> Tensor:
-        """The R1 term of this critic step: zero except every r1_every-th step."""
-        if not self.r1_gamma or self.d_step % self.r1_every:
-            return real.new_zeros(())
-        critic, (real,) = self.penalty_view(labels, real)
-        return self.r1_every * r1_penalty(critic, real, self.r1_gamma)
-
     def penalty_view(self, labels: Tensor | None,
                      *samples: Tensor) -> tuple[Callable[[Tensor], Tensor], list[Tensor]]:
         """The critic and inputs that sample penalties act on: the uncompiled critic (they
@@ -215,8 +238,6 @@ class GAN(L.LightningModule):
         if isinstance(D, Packed):
             return D.critic, [D.pack_batch(x) for x in samples]
         return (D if labels is None else (lambda x: D(x, labels))), list(samples)
-
-    # --- one step -----------------------------------------------------------------------
 
     def critic(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
                y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -228,6 +249,17 @@ class GAN(L.LightningModule):
             n_real = logits.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
             return logits[:n_real], logits[n_real:]
         return self.D(real, y_real), self.D(fake, y_fake)
+
+    # --- one step -----------------------------------------------------------------------
+
+    def _penalty(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor | None:
+        """This critic step's penalty term: None except every penalty.every-th step, then
+        scaled by that interval (lazy regularisation)."""
+        if self.penalty is None or self.d_step % self.penalty.every:
+            return None
+        critic, (real_in, fake_in) = self.penalty_view(labels, real, fake)
+        value = self.penalty(critic, real_in, fake_in)
+        return value if self.penalty.every == 1 else self.penalty.every * value
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -250,16 +282,9 @@ class GAN(L.LightningModule):
         self.toggle_optimizer(opt_d)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        penalty = None  # skip the zero tensors' arithmetic when no penalty is on
-        if type(self.loss).penalty is not GANLoss.penalty:
-            critic, (real_in, fake_in) = self.penalty_view(y_real, real, fake)
-            penalty = self.loss.penalty(critic, real_in, fake_in)
-        if self.r1_gamma and self.d_step % self.r1_every == 0:
-            r1 = self.r1(real, y_real)
-            penalty = r1 if penalty is None else penalty + r1
+        penalty = self._penalty(real, fake, y_real)
         d_total = d_loss if penalty is None else d_loss + penalty
-        skip = self._guard(d_total, "train/d_loss")
-        if not skip:
+        if not self.guard.skip(d_total, "train/d_loss", self.g_step + 1):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_total)
             opt_d.step()
@@ -276,9 +301,13 @@ class GAN(L.LightningModule):
         else:
             z, y_g = self.training_noise(n)
             fake_g = self._G(z, y_g)
-        fake_logits_g = self.D(fake_g, y_g)
-        g_loss = self.loss.g_loss(fake_logits_g)
-        if not self._guard(g_loss, "train/g_loss"):
+        if self.loss.needs_real_logits:  # relativistic: the current critic on this real batch
+            real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g)
+            real_logits_g = real_logits_g.detach()
+        else:
+            real_logits_g, fake_logits_g = None, self.D(fake_g, y_g)
+        g_loss = self.loss.g_loss(real_logits_g, fake_logits_g)
+        if not self.guard.skip(g_loss, "train/g_loss", self.g_step + 1):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -294,89 +323,54 @@ class GAN(L.LightningModule):
             # The run ends on generator steps; Lightning's max_steps (optimiser steps)
             # is only a backstop, since skipped updates take no optimiser step.
             self.trainer.should_stop = True
-
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
-            if self.nonfinite == "stop":
-                self.check_finite()
-            with torch.no_grad():
-                figures = {
-                    "train/d_loss": d_loss,
-                    "train/g_loss": g_loss,
-                    "train/penalty": d_loss.new_zeros(()) if penalty is None else penalty,
-                    "train/divergence": self.loss.divergence(real_logits, fake_logits),
-                    "train/d_real": real_logits.mean(),
-                    "train/d_fake": fake_logits.mean(),
-                    # Gradients of the last critic and generator updates, still in .grad
-                    # until the next step clears them: read on logging steps only.
-                    "train/grad_norm_d": grad_norm(self.discriminator),
-                    "train/grad_norm_g": grad_norm(self.generator),
-                }
-            figures = distributed.mean_over_ranks(figures)  # over the global batch
-            figures = {k: v.item() for k, v in figures.items()}
-            figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
-            figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
-            if self.nonfinite == "skip":
-                figures["train/skipped_steps"] = float(self.skipped_steps)
-            self.log_figures(figures)
+            self._log_training(d_loss, g_loss, penalty, real_logits, fake_logits)
 
-    # --- logging and evaluation -----------------------------------------------------------
-
-    _GUARDED = ("train/d_loss", "train/g_loss")
-
-    def _guard(self, loss: Tensor, what: str) -> bool:
-        """Watch a loss for non-finite values; True means: skip this update."""
+    def _log_training(self, d_loss: Tensor, g_loss: Tensor, penalty: Tensor | None,
+                      real_logits: Tensor, fake_logits: Tensor) -> None:
+        self.check_finite()
+        opt_g, opt_d = self.optimizers()
+        with torch.no_grad():
+            figures = {
+                "train/d_loss": d_loss,
+                "train/g_loss": g_loss,
+                "train/penalty": d_loss.new_zeros(()) if penalty is None else penalty,
+                "train/d_real": real_logits.mean(),
+                "train/d_fake": fake_logits.mean(),
+                # Gradients of the last critic and generator updates, still in .grad
+                # until the next step clears them: read on logging steps only.
+                "train/grad_norm_d": grad_norm(self.discriminator),
+                "train/grad_norm_g": grad_norm(self.generator),
+            }
+            divergence = self.loss.divergence(real_logits, fake_logits)
+            if divergence is not None:
+                figures["train/divergence"] = divergence
+        figures = distributed.mean_over_ranks(figures)  # over the global batch
+        figures = {k: v.item() for k, v in figures.items()}
+        figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
+        figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
         if self.nonfinite == "skip":
-            # One host sync per update: the price of skipping; every rank skips together.
-            if not distributed.any_rank(not torch.isfinite(loss), loss.device):
-                return False
-            self.skipped_steps += 1
-            return True
-        # Only remember the loss here; _fold_watched checks a batch of them at once (a
-        # few tensor operations per log interval instead of several per update).
-        self._watched.append((self._GUARDED.index(what), self.g_step + 1, loss.detach()))
-        if len(self._watched) >= 1024:
-            self._fold_watched()
-        return False
-
-    def _fold_watched(self) -> None:
-        """Record in _first_bad_step the first step whose watched loss is not finite, on the
-        device (no host synchronisation)."""
-        if not self._watched:
-            return
-        first = self._first_bad_step
-        which = torch.tensor([w[0] for w in self._watched], device=first.device)
-        steps = torch.tensor([w[1] for w in self._watched], device=first.device)
-        bad = ~torch.isfinite(torch.stack([w[2].float() for w in self._watched]))
-        never = torch.iinfo(steps.dtype).max
-        for i in range(len(self._GUARDED)):
-            step = torch.where(bad & (which == i), steps, never).min()
-            first[i] = torch.where((first[i] < 0) & (step < never), step, first[i])
-        self._watched.clear()
+            figures["train/skipped_steps"] = float(self.skipped_steps)
+        self.log_figures(figures)
 
     def check_finite(self) -> None:
         """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
-        self._fold_watched()
-        steps = self._first_bad_step
-        if distributed.world()[1] > 1:  # every rank stops at the same check
-            steps = torch.where(steps < 0, torch.iinfo(steps.dtype).max, steps)
-            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
-            steps = torch.where(steps == torch.iinfo(steps.dtype).max, -1, steps)
-        steps = steps.tolist()
-        bad = [(step, name) for step, name in zip(steps, self._GUARDED, strict=True) if step >= 0]
-        if bad:
-            step, name = min(bad)
-            raise NonFiniteLossError(f"{name} became nan or inf at generator step {step}")
+        self.guard.check(self.device)
 
-    def log_figures(self, figures: dict[str, float]) -> None:
-        """Send figures to every logger against the generator step, and keep them."""
-        target = self.last_train if any(k.startswith("train/") for k in figures) else self.last_eval
-        target.update(figures)
-        for logger in self.loggers:
-            logger.log_metrics(figures, step=self.g_step)
-            logger.save()  # as Lightning does after logging: the files stay current
+    # --- logging and evaluation -----------------------------------------------------------
 
-    def evaluate(self) -> dict[str, float]:
-        """Run the attached evaluator (set by the datamodule's owner) and log it."""
+    def log_figures(self, figures: dict[str, float], log: bool = True) -> None:
+        """Keep figures, and log them through Lightning (``self.log``) against the
+        generator step, so loggers and callbacks (``trainer.callback_metrics``) see them."""
+        train = any(k.startswith("train/") for k in figures)
+        (self.last_train if train else self.last_eval).update(figures)
+        if log and figures:
+            self.log_dict({**figures, "step": float(self.g_step)}, on_step=True,
+                          on_epoch=False, logger=bool(self.loggers), batch_size=1)
+
+    def evaluate(self, log: bool = True) -> dict[str, float]:
+        """Run the evaluator on the sampling generator (in eval mode) and log its figures;
+        under DDP every rank takes part and ends with rank 0's figures."""
         if self.evaluator is None:
             return {}
         G = self.sampling_generator
@@ -386,7 +380,8 @@ class GAN(L.LightningModule):
             figures = self.evaluator(self)
         finally:
             G.train(was_training)
-        self.log_figures(figures)
+        figures = distributed.from_rank_zero(figures, self.device)
+        self.log_figures(figures, log=log)
         return figures
 
     @torch.no_grad()
@@ -404,11 +399,12 @@ class GAN(L.LightningModule):
             raise ValueError("labels: this generator is not class-conditional")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         if self.num_classes:
-            if labels is None and self.label_prior is not None:
-                labels = self.sample_labels(
-                    n, generator=torch.Generator(device=self.device).manual_seed(seed))
-            labels = (torch.arange(n) % self.num_classes if labels is None
-                      else torch.as_tensor(labels)).to(self.device)
+            if labels is None:
+                labels = draw_labels(
+                    n, self.num_classes, self.label_prior, device=self.device,
+                    generator=torch.Generator(device=self.device).manual_seed(seed),
+                    in_turn=self.label_prior is None)
+            labels = torch.as_tensor(labels).to(self.device)
             if labels.shape != (n,):
                 raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
         G = self.generator if raw else self.sampling_generator
@@ -429,7 +425,7 @@ class GAN(L.LightningModule):
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
                                 "skipped_steps": self.skipped_steps, "rng": rng,
-                                "latent_dim": self.latent_dim, **self.extra_checkpoint}
+                                "latent_dim": self.latent_dim, **self.sampling}
         if self.label_prior is not None:
             checkpoint["ganzoo"]["label_prior"] = self.label_prior.tolist()
 
@@ -438,7 +434,7 @@ class GAN(L.LightningModule):
         if state is None:
             raise ValueError("not a ganzoo checkpoint (it has no 'ganzoo' section)")
         self.g_step, self.d_step = int(state["g_step"]), int(state["d_step"])
-        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.guard.skipped = int(state.get("skipped_steps", 0))
         rng = state.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -446,5 +442,6 @@ class GAN(L.LightningModule):
             torch.cuda.set_rng_state_all(rng["cuda"])
         # One real batch per critic step: continue the data stream where it stopped.
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if hasattr(datamodule, "seek"):
+        if datamodule is not None:
             datamodule.seek(self.d_step)
+

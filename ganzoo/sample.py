@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo.checkpoint import CheckpointError, read_checkpoint
+from ganzoo.nets.layers import draw_labels
 
 # Weight prefixes in a checkpoint, most preferred first when EMA weights are wanted.
 _EMA_PREFIXES = ("generator_ema.module.", "generator_ema.")
@@ -73,11 +74,10 @@ def sample(G: nn.Module, n: int, seed: int = 0, labels: Tensor | None = None) ->
     gen = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(n, G.latent_dim, device=device, generator=gen)
     if getattr(G, "num_classes", None):
-        prior = getattr(G, "label_prior", None)
-        if labels is None and prior is not None:
-            labels = torch.multinomial(prior.to(device), n, replacement=True, generator=gen)
-        elif labels is None:
-            labels = torch.randint(G.num_classes, (n,), device=device, generator=gen)
+        if labels is None:
+            prior = getattr(G, "label_prior", None)
+            labels = draw_labels(n, G.num_classes, None if prior is None else prior.to(device),
+                                 gen, device)
         return G(z, labels.to(device))
     if labels is not None:
         raise ValueError("--class: this generator is not class-conditional")

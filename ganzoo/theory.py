@@ -140,7 +140,7 @@ def smoothed_f_divergence(name: str, mixture, fake: Tensor, h: float,
     more dimensions by Monte Carlo over samples of M = (P_h + Q_h) / 2, where every
     integrand q f(p/q) / m is bounded for the bounded divergences.
     """
-    from ganzoo.data.toy import GaussianMixture
+    from ganzoo.distributions import GaussianMixture
 
     x_fake = fake.detach().reshape(fake.shape[0], -1).double().cpu()
     p_h = GaussianMixture(mixture.means, torch.sqrt(mixture.stds**2 + h**2), mixture.weights)

@@ -20,7 +20,6 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
 import torchvision
 from torch import Tensor
@@ -28,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from ganzoo.config import ConfigError
-from ganzoo.distributed import shard
+from ganzoo.data.base import GANDataModule
+from ganzoo.data.streams import DeviceBatches, cluster_labels
 
 log = logging.getLogger("ganzoo")
 
@@ -141,7 +141,7 @@ class _ImageTree(torchvision.datasets.ImageFolder):
         return ok
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(GANDataModule):
     """One image dataset at ``shape`` = [channels, side, side], batches of (uint8, label)."""
 
     def __init__(self, name: str, shape: Sequence[int], root: str = "data",
@@ -164,7 +164,7 @@ class ImageDataModule(L.LightningDataModule):
         self.name, self.shape, self.root = name, shape, Path(root).expanduser()
         self.batch_size, self.n_train, self.n_eval, self.seed = batch_size, n_train, n_eval, seed
         self.download, self.on_device, self.flip = download, on_device, flip
-        self.num_classes, self.num_workers = num_classes, num_workers
+        self.dataset_classes, self.num_workers = num_classes, num_workers
         self.skip_bad_files = skip_bad_files
         if clusters is not None and (isinstance(clusters, bool) or not isinstance(clusters, int)
                                      or clusters < 2):
@@ -178,6 +178,12 @@ class ImageDataModule(L.LightningDataModule):
         self.dataset: Dataset | None = None  # streamed otherwise
         self.batches: DeviceBatches | None = None
         self._start = 0  # batches already trained on (set by seek on resume)
+
+    @property
+    def num_classes(self) -> int:
+        """How many labels batches carry: the k-means clusters (data.clusters) when set,
+        else the dataset's own classes."""
+        return self.clusters or self.dataset_classes
 
     # --- loading --------------------------------------------------------------------------
 
@@ -275,14 +281,6 @@ class ImageDataModule(L.LightningDataModule):
         if self.batches is not None:
             self.batches.seek(n_batches)
 
-    # --- the datamodule side of evaluation (train.py calls these) -----------------------
-
-    metrics = None  # ganzoo.metrics.images.ImageMetrics, attached by train.py
-
-    def evaluate(self, module) -> dict[str, float]:
-        """FID, KID and IS (``metrics.*``) when image metrics are attached."""
-        return self.metrics(module) if self.metrics is not None else {}
-
     def real_images(self, n: int, batch_size: int = 200) -> Iterator[Tensor]:
         """uint8 batches (B, C, H, W) of n fixed training images (all, if fewer), drawn
         without replacement by a fixed permutation, the same for every run and seed."""
@@ -296,66 +294,3 @@ class ImageDataModule(L.LightningDataModule):
         subset = torch.utils.data.Subset(self.dataset, idx.tolist())
         for x, _ in DataLoader(subset, batch_size=batch_size, num_workers=self.num_workers):
             yield x
-
-    def plot(self, path, module, title: str = "") -> None:
-        """samples.png: an 8x8 grid of samples from fixed noise (and, if conditional,
-        the classes in turn, or with data.clusters clusters drawn by their shares)."""
-        from torchvision.utils import save_image
-
-        fake = module.generate(64, seed=self.seed)
-        save_image(fake.float().cpu(), str(path), nrow=8, normalize=True, value_range=(-1, 1))
-
-
-def cluster_labels(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
-    """k-means (scikit-learn, 10 restarts) on the images' pixels: each image's cluster
-    (N,) and each cluster's share of the images (k,). These stand in for class labels, so
-    a conditional model trains without any (a fixed-cluster form of the self-conditioned
-    GAN, Liu et al. 2020): each cluster gets its own generator mode, and sampling draws
-    the cluster in proportion to its share."""
-    from sklearn.cluster import KMeans
-
-    n = images.shape[0]
-    if k > n:
-        raise ConfigError(f"data.clusters={k}: more clusters than training images ({n})")
-    x = images.reshape(n, -1).float().div(255).numpy()
-    labels = KMeans(k, n_init=10, random_state=seed).fit(x).labels_
-    labels = torch.from_numpy(labels).long()
-    counts = torch.bincount(labels, minlength=k)
-    log.debug("data: %d k-means clusters of the %d training images as labels (sizes %d-%d)",
-             k, n, int(counts.min()), int(counts.max()))
-    return labels, counts.double().div(n).float()
-
-
-class DeviceBatches:
-    """Endless (images, labels) batches drawn with replacement from uint8 tensors; under
-    DDP each rank draws the global batch and keeps its own slice."""
-
-    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, seed: int,
-                 flip: bool) -> None:
-        self.images, self.labels = images, labels
-        self.batch_size, self.seed, self.flip = batch_size, seed, flip
-        self.position = 0
-        self.rank, self.world_size = 0, 1
-
-    def to(self, device: torch.device) -> DeviceBatches:
-        self.images, self.labels = self.images.to(device), self.labels.to(device)
-        return self
-
-    def seek(self, position: int) -> None:
-        self.position = position
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n, gen = self.images.shape[0], torch.Generator()
-        while True:
-            gen.manual_seed((self.seed << 32) + self.position)  # batch i: f(seed, i)
-            self.position += 1
-            total = self.batch_size * self.world_size
-            idx = torch.randint(n, (total,), generator=gen)
-            flips = torch.rand(total, generator=gen) < 0.5
-            idx = shard(idx, self.rank, self.world_size).to(self.images.device)
-            flips = shard(flips, self.rank, self.world_size)
-            x = self.images[idx]  # (B, C, H, W) uint8
-            if self.flip:
-                mask = flips.to(x.device)[:, None, None, None]
-                x = torch.where(mask, x.flip(3), x)
-            yield x, self.labels[idx]

@@ -96,6 +96,26 @@ def check_labels(num_classes: int, y: Tensor | None, who: str) -> None:
         raise ValueError(f"{who} is class-conditional and needs labels y")
 
 
+def has_batch_statistics(module: nn.Module) -> bool:
+    """True if the module's output for one sample depends on the rest of its batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def draw_labels(n: int, num_classes: int, prior: Tensor | None = None,
+                generator: torch.Generator | None = None, device=None,
+                in_turn: bool = False) -> Tensor | None:
+    """n labels for a conditional generator of ``num_classes`` classes (None if it has
+    none): drawn by ``prior`` (the k-means clusters' shares) when given, else the
+    classes 0, 1, ... in turn (``in_turn``), else uniform draws."""
+    if not num_classes:
+        return None
+    if prior is not None:
+        return torch.multinomial(prior, n, replacement=True, generator=generator)
+    if in_turn:
+        return torch.arange(n, device=device) % num_classes
+    return torch.randint(num_classes, (n,), device=device, generator=generator)
+
+
 def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Sequence[int],
                  penalty: str | None = None, labels: tuple[int, str] | None = None) -> None:
     """Refuse, before training, a G, D and data that cannot work together.
@@ -117,8 +137,7 @@ def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Seq
     if g_classes != d_classes:
         raise ValueError(f"model.conditional: the generator has {g_classes} classes, the "
                          f"discriminator {d_classes}")
-    if penalty and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                       for m in discriminator.modules()):
+    if penalty and has_batch_statistics(discriminator):
         raise ValueError(f"model.discriminator: batch norm in a critic trained with a "
                          f"gradient penalty ({penalty}) ties each sample's gradient to its "
                          f"batch; use layer norm or none (dcgan: model.discriminator.norm=layer)")

@@ -1,0 +1,145 @@
+"""The pieces of one training run that train.py puts together: building the data, module
+and trainer from the composed config, and writing the run's outputs and summary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ganzoo.config import ConfigError
+
+# Figures that are better when larger (checkpoint.mode=auto); every other is minimised.
+MAXIMISED = ("eval/hq", "eval/modes", "eval/is")
+
+
+def instantiate(node, what: str, **kwargs):
+    """hydra.utils.instantiate with the constructor's own message, one line, on failure."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise ConfigError(f"{what}: {cause}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+def check_labels(module, dm) -> None:
+    """A conditional model must have as many classes as the data has labels."""
+    from ganzoo.nets.layers import check_models
+
+    clusters = getattr(dm, "clusters", None)
+    source = (f"data.clusters={clusters}" if clusters
+              else f"data.num_classes={dm.num_classes}")
+    try:
+        check_models(module.generator, module.discriminator, dm.shape,
+                     labels=(dm.num_classes, source))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def callbacks(cfg: DictConfig, out: Path, title: str):
+    """ganzoo's callbacks (evaluation, checkpoints, interrupts, progress), the user's."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from ganzoo.callbacks import (
+        FinalEvaluation,
+        GeneratorStepCheckpoint,
+        GeneratorStepProgressBar,
+        GracefulInterrupt,
+        PeriodicEvaluation,
+    )
+
+    interrupt = GracefulInterrupt()
+    evaluation = PeriodicEvaluation(cfg.eval_every, out_dir=out, title=title)
+    ending = FinalEvaluation(evaluation, interrupt)
+    steps = GeneratorStepCheckpoint(cfg.ckpt_every, dirpath=out / "checkpoints",
+                                    filename="{step:06d}", save_last=True, save_top_k=1)
+    best = []
+    if cfg.checkpoint.best:  # checkpoints/best.ckpt by a figure, after each evaluation
+        monitor, mode = cfg.checkpoint.best, cfg.checkpoint.mode
+        if mode == "auto":
+            mode = "max" if monitor in MAXIMISED else "min"
+        if mode not in ("min", "max"):
+            raise ConfigError(f"checkpoint.mode must be min, max or auto, got {mode!r}")
+        best = [ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
+                                mode=mode, save_top_k=1, auto_insert_metric_name=False,
+                                save_on_train_epoch_end=False, enable_version_counter=False)]
+    extra = [instantiate(node, f"callbacks.{name}")
+             for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
+    bar = [GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+    # The interrupt check runs last, so a signal that arrives during this batch's other
+    # hooks stops training after this batch.
+    return [evaluation, steps, *best, *extra, interrupt, ending, *bar], evaluation, ending
+
+
+def json_safe(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def write_outputs(out: Path, metrics: dict, evaluation) -> None:
+    """metrics.json, and samples.png: the picture of the final generator."""
+    if metrics["status"] in ("completed", "stopped early") and evaluation.last_picture is not None:
+        shutil.copyfile(evaluation.last_picture, out / "samples.png")
+    (out / "metrics.json").write_text(
+        json.dumps({k: json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
+
+
+def summary(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
+            notes: list[str] = ()) -> None:
+    """The few lines a person reads at the end of a run."""
+    rows = [("labels", f"{metrics['clusters']} k-means clusters of the images")] \
+        if "clusters" in metrics else []
+    rows += [("generator steps", f"{metrics['steps']}"),
+             ("wall time", f"{metrics['wall_time_s']:.1f} s")]
+    if "train/d_loss" in metrics:
+        rows.append(("d_loss / g_loss",
+                     f"{metrics['train/d_loss']:.4g} / {metrics['train/g_loss']:.4g}"))
+    if "eval/modes" in metrics:
+        rows += [("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"),
+                 ("high quality", f"{metrics['eval/hq']:.1f} %"),
+                 ("reverse KL", f"{metrics['eval/reverse_kl']:.4f}")]
+    if "eval/fid" in metrics:
+        rows.append(("FID", f"{metrics['eval/fid']:.2f}"))
+    if "eval/kid" in metrics:
+        rows.append(("KID", f"{metrics['eval/kid']:.4f} ± {metrics['eval/kid_std']:.4f}"))
+    if "eval/is" in metrics:
+        rows.append(("IS", f"{metrics['eval/is']:.2f} ± {metrics['eval/is_std']:.2f}"))
+    protocol = metrics.get("eval/protocol")
+    if protocol:
+        rows.append(("measured on", f"{protocol['n_fake']} generated vs {protocol['n_real']} "
+                                    f"real images, {protocol['extractor']}"))
+    if (out / "checkpoints" / "best.ckpt").is_file():
+        rows.append(("best checkpoint", f"{out / 'checkpoints' / 'best.ckpt'} "
+                                        f"(by {cfg.checkpoint.best})"))
+    rows.append(("run directory", str(out)))
+    print(f"\nganzoo · {cfg.data.name} · {cfg.model.name} · {loss_name(cfg)} · seed {cfg.seed}")
+    for name, value in rows:
+        print(f"  {name:<16} {value}")
+    for note in notes:
+        print(f"  {note}")
+
+
+def loss_name(cfg: DictConfig) -> str:
+    """The loss as the user chose it (its config name), with its divergence for f-GAN."""
+    from hydra.core.hydra_config import HydraConfig
+
+    name = cfg.loss._target_.rsplit(".", 1)[-1].lower()
+    if HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get("loss", name)
+    if "divergence" in cfg.loss:
+        name += f" ({cfg.loss.divergence})"
+    return name
+
+
+def resolved(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
