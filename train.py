@@ -62,6 +62,9 @@ def train(cfg: DictConfig) -> dict:
     trainer = run.instantiate(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
         max_steps=cfg.steps * (cfg.n_critic + 1),  # Lightning counts k critic + 1 G steps
+        # Evaluations are validations for Lightning's callbacks (there is no val loop):
+        # EarlyStopping and ModelCheckpoint then act on them, not on epoch ends.
+        check_val_every_n_epoch=None, val_check_interval=cfg.n_critic * max(cfg.eval_every, 1),
         default_root_dir=str(out), log_every_n_steps=1,
         strategy=make_strategy(cfg.trainer))  # ddp: ganzoo's GAN-aware DDP
     check_trainer(trainer)

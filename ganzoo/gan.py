@@ -360,13 +360,18 @@ class GAN(L.LightningModule):
     # --- logging and evaluation -----------------------------------------------------------
 
     def log_figures(self, figures: dict[str, float], log: bool = True) -> None:
-        """Keep figures, and log them through Lightning (``self.log``) against the
-        generator step, so loggers and callbacks (``trainer.callback_metrics``) see them."""
+        """Keep figures and log them: through ``self.log`` into ``trainer.callback_metrics``
+        (what ModelCheckpoint, EarlyStopping and any callback read), and to every logger
+        against the generator step, once (Lightning's own forwarding would repeat a figure
+        at every later batch and stamp it with its batch counter)."""
         train = any(k.startswith("train/") for k in figures)
         (self.last_train if train else self.last_eval).update(figures)
-        if log and figures:
-            self.log_dict({**figures, "step": float(self.g_step)}, on_step=True,
-                          on_epoch=False, logger=bool(self.loggers), batch_size=1)
+        if not log or not figures:
+            return
+        self.log_dict(figures, on_step=True, on_epoch=False, logger=False, batch_size=1)
+        for logger in self.loggers:
+            logger.log_metrics(figures, step=self.g_step)
+            logger.save()  # as Lightning does after logging: the files stay current
 
     def evaluate(self, log: bool = True) -> dict[str, float]:
         """Run the evaluator on the sampling generator (in eval mode) and log its figures;
