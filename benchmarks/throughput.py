@@ -215,7 +215,7 @@ def run_hand(cfg: DictConfig, data: torch.Tensor, warmup: int, steps: int,
             scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: max(0.0, 1 - s / total))
                       for o in (opt_g, opt_d)]
         G_, D_ = (torch.compile(G), torch.compile(D)) if compile_ else (G, D)
-        wgan_gp = cfg.loss._target_.endswith("WGANGP")
+        wgan_gp = cfg.penalty is not None and cfg.penalty._target_.endswith("GradientPenalty")
         k, n, latent = cfg.n_critic, cfg.data.batch_size, cfg.model.latent_dim
         ones = torch.ones(n, device=device)
         zeros = torch.zeros(n, device=device)
@@ -240,7 +240,7 @@ def run_hand(cfg: DictConfig, data: torch.Tensor, warmup: int, steps: int,
                         out = D(x_hat)
                     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
                     gp = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
-                    d_loss = d_loss + cfg.loss.gp_weight * gp
+                    d_loss = d_loss + cfg.penalty.weight * gp
                 else:
                     with amp():
                         fake = G_(z)

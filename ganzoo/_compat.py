@@ -19,3 +19,25 @@ def patch_lightning_pytree() -> None:
 
     if getattr(lightning_pytree, "LeafSpec", None) is pytree.LeafSpec:
         lightning_pytree.LeafSpec = factory
+
+
+# Lightning's private names that ganzoo uses, in one place. Checked against lightning
+# 2.4 - 2.6 (pyproject.toml bounds it below 2.7); a newer Lightning that moves one breaks
+# here, at import, rather than somewhere in a run.
+from lightning.fabric.utilities.distributed import (  # noqa: E402
+    _set_num_threads_if_needed as set_num_threads_if_needed,
+)
+from lightning.fabric.utilities.seed import (  # noqa: E402
+    _collect_rng_states as collect_rng_states,
+)
+from lightning.fabric.utilities.seed import _set_rng_states as set_rng_states  # noqa: E402
+from lightning.pytorch.overrides.distributed import (  # noqa: E402
+    _sync_module_states as sync_module_states,
+)
+from lightning.pytorch.strategies.launchers.subprocess_script import (  # noqa: E402
+    _SubprocessScriptLauncher as SubprocessScriptLauncher,
+)
+
+__all__ = ["SubprocessScriptLauncher", "collect_rng_states", "patch_lightning_pytree",
+           "set_num_threads_if_needed", "set_rng_states", "sync_module_states"]
+

@@ -62,3 +62,37 @@ def sampling_record(generator, data) -> dict:
     data = plain(data)
     return {"generator": plain(generator),
             "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}
+
+
+class ResumeState:
+    """The checkpoint hooks of the GAN module: everything a bit-exact resume needs beyond
+    what Lightning stores, and what sampling needs (``sampling``, ``label_prior``)."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Everything a bit-exact resume needs beyond what Lightning stores (weights,
+        # optimisers, schedulers, loop counters): the place in the k:1 schedule and the
+        # random streams that draw z and the penalty's interpolation points.
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
+                                "skipped_steps": self.skipped_steps, "rng": rng,
+                                "latent_dim": self.latent_dim, **self.sampling}
+        if self.label_prior is not None:
+            checkpoint["ganzoo"]["label_prior"] = self.label_prior.tolist()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("ganzoo")
+        if state is None:
+            raise ValueError("not a ganzoo checkpoint (it has no 'ganzoo' section)")
+        self.g_step, self.d_step = int(state["g_step"]), int(state["d_step"])
+        self.guard.skipped = int(state.get("skipped_steps", 0))
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        # One real batch per critic step: continue the data stream where it stopped.
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None:
+            datamodule.seek(self.d_step)

@@ -24,11 +24,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
+from ganzoo.checkpoint import ResumeState
+from ganzoo.figures import Figures
+from ganzoo.generation import Generation
 from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
 from ganzoo.losses.base import GANLoss, at_least_fp32
 from ganzoo.nets.layers import (
     check_models,
-    draw_labels,
     has_batch_statistics,
     spectral_normalize,
 )
@@ -42,13 +44,7 @@ patch_lightning_pytree()
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-def grad_norm(module: nn.Module) -> Tensor:
-    """Total 2-norm of a module's gradients (0 if it has none)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-
-
-class GAN(L.LightningModule):
+class GAN(Generation, Figures, ResumeState, L.LightningModule):
     """G, D, a loss, an optional penalty and evaluator, and the schedules that train them.
 
     ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
@@ -190,35 +186,7 @@ class GAN(L.LightningModule):
             self.discriminator.to(memory_format=torch.channels_last)
         self._channels_last = bool(use)
 
-    # --- noise, labels, networks --------------------------------------------------------
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-
-    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
-        """Fake labels: by label_prior (the clusters' shares) or uniform; None if
-        unconditional."""
-        return draw_labels(n, self.num_classes, self.label_prior, generator, self.device)
-
-    def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
-        """z and fake labels for this rank's n samples. Under DDP every rank draws the
-        global batch's noise and keeps its slice, as one process would draw it."""
-        rank, world_size = distributed.world()
-        y = self.sample_labels(n * world_size)
-        z = self.sample_z(n * world_size)
-        return (distributed.shard(z, rank, world_size),
-                None if y is None else distributed.shard(y, rank, world_size))
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.generator(z) if y is None else self.generator(z, y)
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The EMA generator once it holds averaged weights, else the raw one."""
-        ema = self.generator_ema
-        if ema is not None and int(ema.n_averaged) > 0:
-            return ema.module
-        return self.generator
+    # --- networks -------------------------------------------------------------------------
 
     def D(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The critic's logits as training computes them (compiled when model.compile)."""
@@ -325,128 +293,3 @@ class GAN(L.LightningModule):
             self.trainer.should_stop = True
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
             self._log_training(d_loss, g_loss, penalty, real_logits, fake_logits)
-
-    def _log_training(self, d_loss: Tensor, g_loss: Tensor, penalty: Tensor | None,
-                      real_logits: Tensor, fake_logits: Tensor) -> None:
-        self.check_finite()
-        opt_g, opt_d = self.optimizers()
-        with torch.no_grad():
-            figures = {
-                "train/d_loss": d_loss,
-                "train/g_loss": g_loss,
-                "train/penalty": d_loss.new_zeros(()) if penalty is None else penalty,
-                "train/d_real": real_logits.mean(),
-                "train/d_fake": fake_logits.mean(),
-                # Gradients of the last critic and generator updates, still in .grad
-                # until the next step clears them: read on logging steps only.
-                "train/grad_norm_d": grad_norm(self.discriminator),
-                "train/grad_norm_g": grad_norm(self.generator),
-            }
-            divergence = self.loss.divergence(real_logits, fake_logits)
-            if divergence is not None:
-                figures["train/divergence"] = divergence
-        figures = distributed.mean_over_ranks(figures)  # over the global batch
-        figures = {k: v.item() for k, v in figures.items()}
-        figures["train/lr_g"] = opt_g.param_groups[0]["lr"]
-        figures["train/lr_d"] = opt_d.param_groups[0]["lr"]
-        if self.nonfinite == "skip":
-            figures["train/skipped_steps"] = float(self.skipped_steps)
-        self.log_figures(figures)
-
-    def check_finite(self) -> None:
-        """Raise NonFiniteLossError if a loss has stopped being finite (stop mode)."""
-        self.guard.check(self.device)
-
-    # --- logging and evaluation -----------------------------------------------------------
-
-    def log_figures(self, figures: dict[str, float], log: bool = True) -> None:
-        """Keep figures and log them: through ``self.log`` into ``trainer.callback_metrics``
-        (what ModelCheckpoint, EarlyStopping and any callback read), and to every logger
-        against the generator step, once (Lightning's own forwarding would repeat a figure
-        at every later batch and stamp it with its batch counter)."""
-        train = any(k.startswith("train/") for k in figures)
-        (self.last_train if train else self.last_eval).update(figures)
-        if not log or not figures:
-            return
-        self.log_dict(figures, on_step=True, on_epoch=False, logger=False, batch_size=1)
-        for logger in self.loggers:
-            logger.log_metrics(figures, step=self.g_step)
-            logger.save()  # as Lightning does after logging: the files stay current
-
-    def evaluate(self, log: bool = True) -> dict[str, float]:
-        """Run the evaluator on the sampling generator (in eval mode) and log its figures;
-        under DDP every rank takes part and ends with rank 0's figures."""
-        if self.evaluator is None:
-            return {}
-        G = self.sampling_generator
-        was_training = G.training
-        G.eval()
-        try:
-            figures = self.evaluator(self)
-        finally:
-            G.train(was_training)
-        figures = distributed.from_rank_zero(figures, self.device)
-        self.log_figures(figures, log=log)
-        return figures
-
-    @torch.no_grad()
-    def generate(self, n: int, seed: int = 0, batch_size: int = 4096,
-                 labels: Tensor | None = None, raw: bool = False) -> Tensor:
-        """n samples from fixed noise (the same seed gives the same points), from the EMA
-        generator when there is one (``raw=True``: the trained generator itself).
-
-        A conditional generator makes the classes ``labels`` (N,), by default
-        0, 1, ..., num_classes - 1 in turn; when the labels are k-means clusters
-        (data.clusters), by default clusters drawn in proportion to their shares (from
-        their own stream: the seed gives the same z whatever the labels).
-        """
-        if labels is not None and not self.num_classes:
-            raise ValueError("labels: this generator is not class-conditional")
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        if self.num_classes:
-            if labels is None:
-                labels = draw_labels(
-                    n, self.num_classes, self.label_prior, device=self.device,
-                    generator=torch.Generator(device=self.device).manual_seed(seed),
-                    in_turn=self.label_prior is None)
-            labels = torch.as_tensor(labels).to(self.device)
-            if labels.shape != (n,):
-                raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
-        G = self.generator if raw else self.sampling_generator
-        out = []
-        for i in range(0, n, batch_size):
-            z = self.sample_z(min(batch_size, n - i), generator=gen)
-            out.append(G(z) if labels is None else G(z, labels[i:i + batch_size]))
-        return torch.cat(out)
-
-    # --- checkpoints ----------------------------------------------------------------------
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Everything a bit-exact resume needs beyond what Lightning stores (weights,
-        # optimisers, schedulers, loop counters): the place in the k:1 schedule and the
-        # random streams that draw z and the penalty's interpolation points.
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
-                                "skipped_steps": self.skipped_steps, "rng": rng,
-                                "latent_dim": self.latent_dim, **self.sampling}
-        if self.label_prior is not None:
-            checkpoint["ganzoo"]["label_prior"] = self.label_prior.tolist()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("ganzoo")
-        if state is None:
-            raise ValueError("not a ganzoo checkpoint (it has no 'ganzoo' section)")
-        self.g_step, self.d_step = int(state["g_step"]), int(state["d_step"])
-        self.guard.skipped = int(state.get("skipped_steps", 0))
-        rng = state.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        # One real batch per critic step: continue the data stream where it stopped.
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is not None:
-            datamodule.seek(self.d_step)
-

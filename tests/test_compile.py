@@ -35,7 +35,7 @@ def test_compiled_training_matches_eager(make_cfg, tmp_path):
     # carries the fused kernels' rounding differences further (g_loss then differed by
     # 1.6e-3 relative after two steps).
     wgan_gp = ("loss=wgan_gp", "n_critic=2", "optim.g.lr=1e-4", "optim.d.lr=1e-4",
-               "loss.gp_weight=10")
+               "penalty.weight=10")
     eager = _run(make_cfg, tmp_path, "eager", *wgan_gp)
     compiled = _run(make_cfg, tmp_path, "compiled", *wgan_gp, "model.compile=true")
     assert compiled["status"] == "completed" and compiled["steps"] == 2

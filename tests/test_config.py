@@ -9,7 +9,8 @@ import torch
 from hydra.errors import InstantiationException
 
 from ganzoo.config import ConfigError, validate
-from ganzoo.losses import GANLoss
+from ganzoo.losses import GANLoss, Wasserstein
+from ganzoo.penalties import R1, GradientPenalty, Penalty
 
 from .conftest import ROOT, group_options
 
@@ -74,16 +75,16 @@ def test_other_groups_compose(make_cfg, group):
 def test_loss_brings_its_papers_defaults(make_cfg):
     gp = make_cfg("loss=wgan_gp", "data=cifar10")
     assert gp.model.name == "dcgan"
-    assert gp.n_critic == 5 and gp.loss.gp_weight == 10.0
+    assert gp.n_critic == 5 and gp.penalty.weight == 10.0
     assert gp.optim.g.lr == gp.optim.d.lr == 1e-4
     assert list(gp.optim.g.betas) == list(gp.optim.d.betas) == [0.0, 0.9]
     assert gp.optim.d._target_ == "torch.optim.Adam"
     # The toy MLP suggests the WGAN-GP authors' toy lambda and a rate for its short run.
     toy = make_cfg("loss=wgan_gp")
-    assert toy.n_critic == 5 and toy.loss.gp_weight == 0.1
+    assert toy.n_critic == 5 and toy.penalty.weight == 0.1
     assert toy.optim.g.lr == toy.optim.d.lr == 1e-3
     assert list(toy.optim.d.betas) == [0.0, 0.9]
-    assert make_cfg("loss=wgan_gp", "loss.gp_weight=10").loss.gp_weight == 10
+    assert make_cfg("loss=wgan_gp", "penalty.weight=10").penalty.weight == 10
     w = make_cfg("loss=wasserstein")
     assert w.n_critic == 5 and w.loss.clip == 0.01
     assert w.optim.g._target_ == "torch.optim.RMSprop" and w.optim.g.lr == 5e-5
@@ -91,6 +92,43 @@ def test_loss_brings_its_papers_defaults(make_cfg):
     assert ns.n_critic == 1
     # every value stays overridable
     assert make_cfg("loss=wgan_gp", "n_critic=2", "optim.d.lr=3e-4").optim.d.lr == 3e-4
+
+
+@pytest.mark.parametrize("penalty", group_options("penalty"))
+@pytest.mark.parametrize("loss", group_options("loss"))
+def test_every_penalty_composes_with_every_loss(make_cfg, loss, penalty):
+    cfg = make_cfg(f"loss={loss}", f"penalty={penalty}")
+    validate(cfg)
+    built = hydra.utils.instantiate(cfg.penalty)
+    if penalty == "none":
+        assert cfg.penalty is None and built is None
+    else:
+        assert isinstance(built, Penalty)
+    assert isinstance(hydra.utils.instantiate(cfg.loss), GANLoss)
+
+
+def test_wgan_gp_selects_the_gradient_penalty(make_cfg):
+    image = make_cfg("loss=wgan_gp", "data=digits", "model.discriminator.norm=layer")
+    assert image.model.name == "dcgan"
+    gp = hydra.utils.instantiate(image.penalty)
+    assert type(gp) is GradientPenalty and gp.weight == 10.0 and gp.every == 1
+    toy = make_cfg("loss=wgan_gp")
+    assert toy.model.name == "mlp"
+    gp = hydra.utils.instantiate(toy.penalty)
+    assert type(gp) is GradientPenalty and gp.weight == 0.1
+    loss = hydra.utils.instantiate(toy.loss)
+    assert type(loss) is Wasserstein and loss.clip == 0.0
+    # Another penalty chosen beside it replaces the gradient penalty.
+    r1 = hydra.utils.instantiate(make_cfg("loss=wgan_gp", "penalty=r1").penalty)
+    assert type(r1) is R1
+
+
+@pytest.mark.parametrize("override", ["r1_gamma=1.0", "r1_every=2"])
+def test_r1_keys_point_to_the_penalty_group(make_cfg, override):
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg(override))
+    assert str(err.value) == ("r1_gamma and r1_every are replaced by the penalty group: use "
+                              "penalty=r1 penalty.weight=GAMMA penalty.every=N")
 
 
 @pytest.mark.parametrize("override, message", [

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ganzoo.data.toy import GaussianMixture, ToyDataModule, gauss1d, ring
+from ganzoo.eval.toy import ToyEvaluator
 from ganzoo.losses import FGAN, Minimax, Wasserstein
 from ganzoo.theory import reference_divergence
 
@@ -59,13 +60,15 @@ def test_minimax_reference_is_js_in_nats_on_disjoint_modes():
     assert reference_divergence(Minimax(), data, fake) == pytest.approx(math.log(2), abs=1e-3)
 
 
-def test_toy_datamodule_logs_the_reference():
+def test_toy_evaluator_logs_the_reference():
     dm = ToyDataModule(gauss1d([-1.0, 2.0], [0.5, 0.5]), "gauss1d", [1], n_train=512,
                        n_eval=500)
     data = dm.distribution
+    evaluator = ToyEvaluator(data, n_eval=dm.n_eval, seed=dm.seed)
+    evaluator.setup(dm)
     module = SimpleNamespace(loss=FGAN("js"), discriminator=torch.nn.Linear(1, 1),
                              generate=lambda n, seed=0: data.sample(
                                  n, generator=torch.Generator().manual_seed(seed + 7)))
-    figures = dm.evaluate(module)
+    figures = evaluator(module)
     assert figures["eval/divergence_ref"] == pytest.approx(0, abs=0.02)
     assert {"eval/modes", "eval/hq", "eval/reverse_kl"} <= set(figures)

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ganzoo.data.images import ImageDataModule
+from ganzoo.eval.images import image_metrics
 from ganzoo.metrics.images import ImageMetrics
 from tests.test_eval_images import _FakeGAN, _metrics_cfg
 
@@ -29,8 +30,8 @@ class _CountingGAN(_FakeGAN):
 
 
 def _metrics() -> ImageMetrics:
-    return ImageMetrics.from_config(_metrics_cfg(**SETTINGS),
-                                    ImageDataModule("digits", [1, 16, 16], batch_size=8))
+    return image_metrics(_metrics_cfg(**SETTINGS),
+                         ImageDataModule("digits", [1, 16, 16], batch_size=8))
 
 
 def _rank(rank: int, port: int, queue) -> None:

@@ -14,7 +14,8 @@ from torchmetrics.image import FrechetInceptionDistance, KernelInceptionDistance
 
 from ganzoo.config import ConfigError
 from ganzoo.data.images import ImageDataModule
-from ganzoo.metrics.images import ImageMetrics, to_uint8_rgb
+from ganzoo.eval.images import image_metrics
+from ganzoo.metrics.images import to_uint8_rgb
 from tests.conftest import CONF
 from tests.tiny_extractor import TinyFeatures
 from train import train
@@ -50,7 +51,7 @@ def test_scores_equal_torchmetrics_fed_the_images_directly(tmp_path):
     dm = ImageDataModule("digits", [1, 16, 16], batch_size=8)
     cfg = _metrics_cfg(n_samples=120, batch_size=50, kid_subsets=5, kid_subset_size=40,
                        extractor={"_target_": "tests.tiny_extractor.TinyFeatures"})
-    metrics = ImageMetrics.from_config(cfg, dm)
+    metrics = image_metrics(cfg, dm)
     rng = torch.get_rng_state()
     figures = metrics(_FakeGAN())
     torch.testing.assert_close(torch.get_rng_state(), rng)  # the training stream is untouched
@@ -171,7 +172,7 @@ def test_inception_weights_from_a_local_file(tmp_path, monkeypatch):
     dm = ImageDataModule("digits", [1, 16, 16])
     cfg = _metrics_cfg(n_samples=4, batch_size=4, kid_subsets=2, is_splits=2,
                        inception_weights=str(weights), resize="tf1")
-    metrics = ImageMetrics.from_config(cfg, dm)
+    metrics = image_metrics(cfg, dm)
     feats, logits = metrics._extract([torch.zeros(2, 1, 16, 16, dtype=torch.uint8)],
                                      torch.device("cpu"))
     assert feats.shape == (2, 2048) and logits.shape == (2, 1008)
@@ -192,11 +193,10 @@ def test_inception_weights_from_a_local_file(tmp_path, monkeypatch):
 def test_bad_metrics_config_is_one_line(over, message):
     dm = ImageDataModule("digits", [1, 16, 16])
     with pytest.raises(ConfigError) as err:
-        ImageMetrics.from_config(_metrics_cfg(**over), dm)
+        image_metrics(_metrics_cfg(**over), dm)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
 def test_all_metrics_off_builds_nothing():
     dm = ImageDataModule("digits", [1, 16, 16])
-    assert ImageMetrics.from_config(_metrics_cfg(fid=False, kid=False, **{"is": False}),
-                                    dm) is None
+    assert image_metrics(_metrics_cfg(fid=False, kid=False, **{"is": False}), dm) is None

@@ -329,9 +329,10 @@ def test_every_loss_trains_dcgan_on_digits(make_cfg, tmp_path, monkeypatch, loss
 def test_gradient_penalty_with_batch_norm_critic_stops_before_training(make_cfg):
     with pytest.raises(ConfigError, match=r"^model.discriminator: batch norm in a critic "):
         train(make_cfg("data=digits", "loss=wgan_gp", *TINY["dcgan"]))
-    with pytest.raises(ConfigError, match=r"\(r1_gamma > 0\)"):
-        train(make_cfg("data=digits", "r1_gamma=1.0", *TINY["dcgan"]))
-    metrics = train(make_cfg("data=digits", "r1_gamma=1.0", "model.discriminator.norm=none",
+    with pytest.raises(ConfigError, match=r"\(penalty=r1\)"):
+        train(make_cfg("data=digits", "penalty=r1", "penalty.weight=1.0", *TINY["dcgan"]))
+    metrics = train(make_cfg("data=digits", "penalty=r1", "penalty.weight=1.0",
+                             "model.discriminator.norm=none",
                              "model.spectral_norm=true", "data.n_train=8", "data.clusters=2",
                              *TINY["dcgan"]))
     assert metrics["status"] == "completed"

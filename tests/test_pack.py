@@ -9,10 +9,11 @@ from torch.testing import assert_close
 
 from ganzoo.config import ConfigError, validate
 from ganzoo.gan import GAN
-from ganzoo.losses import WGANGP, NonSaturating
+from ganzoo.losses import NonSaturating, Wasserstein
 from ganzoo.nets.maxout import Maxout
 from ganzoo.nets.mlp import MLPDiscriminator
 from ganzoo.nets.pack import Packed, packed_shape
+from ganzoo.penalties import R1, GradientPenalty
 from train import train
 
 from .conftest import group_options
@@ -124,22 +125,26 @@ def _linear_packed_gan(w, **kwargs):
 def test_gradient_penalty_is_taken_per_pack():
     # A linear packed critic has gradient w on every pack: the penalty is
     # lambda (||w|| - 1)^2 = 10 * (5 - 1)^2, not the mean of per-sample norms of w's halves.
-    module = _linear_packed_gan([1.0, 2.0, 2.0, 4.0], loss=WGANGP(gp_weight=10.0))
+    module = _linear_packed_gan([1.0, 2.0, 2.0, 4.0], loss=Wasserstein(clip=0.0),
+                                penalty=GradientPenalty(weight=10.0))
     real = torch.randn(6, 2, dtype=torch.float64)
     fake = torch.randn(6, 2, dtype=torch.float64)
     critic, (real_p, fake_p) = module.penalty_view(None, real, fake)
     assert torch.equal(real_p, real.reshape(3, 4)) and torch.equal(fake_p, fake.reshape(3, 4))
-    penalty = module.loss.penalty(critic, real_p, fake_p)
+    penalty = module.penalty(critic, real_p, fake_p)
     assert_close(penalty, torch.tensor(160.0, dtype=torch.float64))
+    # the loop's own penalty term (critic step 0: on) is the same, taken on the same packs
+    assert_close(module._penalty(real, fake, None), torch.tensor(160.0, dtype=torch.float64))
 
 
 def test_gradient_penalty_interpolates_whole_packs():
     rec = Recorder().double()
-    module = _gan(Packed(rec, 2, [2]), loss=WGANGP())
+    module = _gan(Packed(rec, 2, [2]), loss=Wasserstein(clip=0.0),
+                  penalty=GradientPenalty(weight=10.0))
     real = torch.randn(6, 2, dtype=torch.float64)
     fake = real + 1.0 + torch.rand(6, 2, dtype=torch.float64)  # differs in every coordinate
     critic, (real_p, fake_p) = module.penalty_view(None, real, fake)
-    module.loss.penalty(critic, real_p, fake_p)
+    module.penalty(critic, real_p, fake_p)
     (x_hat,) = rec.seen
     eps = (x_hat - fake_p) / (real_p - fake_p)  # (3 packs, 4 values): one weight per pack
     assert_close(eps, eps[:, :1].expand(3, 4))
@@ -148,9 +153,10 @@ def test_gradient_penalty_interpolates_whole_packs():
 
 def test_r1_is_taken_per_pack():
     # gamma / 2 * ||w||^2 per pack (25), not per sample (the mean of 5 and 20).
-    module = _linear_packed_gan([1.0, 2.0, 2.0, 4.0], r1_gamma=2.0)
+    module = _linear_packed_gan([1.0, 2.0, 2.0, 4.0], penalty=R1(weight=2.0))
     real = torch.randn(4, 2, dtype=torch.float64)
-    assert_close(module.r1(real, None), torch.tensor(25.0, dtype=torch.float64))
+    fake = torch.randn(4, 2, dtype=torch.float64)
+    assert_close(module._penalty(real, fake, None), torch.tensor(25.0, dtype=torch.float64))
 
 
 # --- in training ------------------------------------------------------------------------------
@@ -169,8 +175,10 @@ def test_every_loss_trains_with_a_packed_critic(make_cfg, tmp_path, loss):
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_packed_critic_with_r1_and_gp_trains(make_cfg):
-    metrics = train(make_cfg("loss=wgan_gp", "r1_gamma=1.0", "model.pack=4",
+# One penalty at a time: the gradient penalty (loss=wgan_gp), and R1 with R2 (penalty=r1r2).
+@pytest.mark.parametrize("penalty", [(), ("penalty=r1r2",)], ids=["gp", "r1r2"])
+def test_packed_critic_with_a_penalty_trains(make_cfg, penalty):
+    metrics = train(make_cfg("loss=wgan_gp", *penalty, "model.pack=4",
                              "data.batch_size=8", "steps=2"))
     assert metrics["status"] == "completed" and metrics["train/penalty"] > 0
 
@@ -178,15 +186,13 @@ def test_packed_critic_with_r1_and_gp_trains(make_cfg):
 def test_packed_critic_is_built_for_packs(make_cfg):
     import hydra
 
-    from train import _discriminator
-
     cfg = make_cfg("model.pack=3", "data.batch_size=9")
-    dm = hydra.utils.instantiate(cfg.data)
-    D = _discriminator(cfg, dm)
+    module = hydra.utils.instantiate(cfg.model)  # the GAN module packs its critic itself
+    D = module.discriminator
     assert isinstance(D, Packed) and D.pack == 3 and D.data_shape == (2,)
     assert D.critic.net[0].in_features == 6
     assert D(torch.zeros(9, 2)).shape == (3,)
-    plain = _discriminator(make_cfg(), dm)  # pack 1: the critic itself, unwrapped
+    plain = hydra.utils.instantiate(make_cfg().model).discriminator  # pack 1: unwrapped
     assert type(plain) is MLPDiscriminator
 
 

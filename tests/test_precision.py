@@ -1,18 +1,19 @@
 """bf16 mixed precision: gradient penalties under autocast agree with fp32.
 
-The WGAN-GP penalty and R1 differentiate the critic with respect to its input; under
-``trainer.precision=bf16-mixed`` the critic runs in bf16 while the penalty arithmetic
-(gradient norms, squares, means) stays in fp32. CPU autocast supports bf16, so this
-runs everywhere. Tolerance: bf16 keeps 8 bits of mantissa (relative error ~4e-3 per
-operation); through a few layers and a double backward we allow 3% relative error.
+The WGAN-GP gradient penalty and R1 (ganzoo.penalties) differentiate the critic with
+respect to its input; under ``trainer.precision=bf16-mixed`` the critic runs in bf16
+while the penalty arithmetic (gradient norms, squares, means) stays in fp32. CPU
+autocast supports bf16, so this runs everywhere. Tolerance: bf16 keeps 8 bits of
+mantissa (relative error ~4e-3 per operation); through a few layers and a double
+backward we allow 3% relative error.
 """
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-from ganzoo.losses import WGANGP, r1_penalty
 from ganzoo.nets.dcgan import DCGANDiscriminator
+from ganzoo.penalties import R1, GradientPenalty
 from train import train
 
 RTOL, ATOL = 3e-2, 1e-3
@@ -36,9 +37,9 @@ def _penalty_and_grads(kind: str, bf16: bool):
     torch.manual_seed(2)  # the same interpolation points in both precisions
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         if kind == "wgan_gp":
-            value = WGANGP(gp_weight=10.0).penalty(D, real, fake)
+            value = GradientPenalty(weight=10.0)(D, real, fake)
         else:
-            value = r1_penalty(D, real, gamma=10.0)
+            value = R1(weight=10.0)(D, real, fake)
     # (the read-out's bias does not affect the input gradient: no gradient there)
     params = [p for name, p in D.named_parameters() if name != "head.linear.bias"]
     grads = torch.autograd.grad(value, params)
@@ -58,19 +59,22 @@ def test_penalty_under_bf16_autocast_matches_fp32(kind):
     assert_close(grad16.norm(), grad32.norm(), rtol=RTOL, atol=ATOL)
 
 
-def _first_step(make_cfg, tmp_path, precision: str) -> dict:
-    cfg = make_cfg("data=digits", "model=dcgan", "loss=wgan_gp", "r1_gamma=1.0",
+def _first_step(make_cfg, tmp_path, precision: str, penalty: tuple[str, ...]) -> dict:
+    cfg = make_cfg("data=digits", "model=dcgan", "loss=wgan_gp", *penalty,
                    "model.discriminator.norm=layer", "model.generator.width=8",
                    "model.discriminator.width=8", "steps=1", "log_every=1", "n_critic=1",
                    f"trainer.precision={precision}", f"out_dir={tmp_path / precision}")
     return train(cfg)
 
 
-def test_bf16_mixed_training_step_matches_fp32(make_cfg, tmp_path):
+# One penalty at a time: loss=wgan_gp's gradient penalty, and R1 + R2 in its place.
+@pytest.mark.parametrize("penalty", [(), ("penalty=r1r2", "penalty.weight=1.0")],
+                         ids=["gp", "r1r2"])
+def test_bf16_mixed_training_step_matches_fp32(make_cfg, tmp_path, penalty):
     """The first step's figures are computed before any update, on the same batch and
     weights: bf16-mixed must agree with 32-true within the tolerance."""
-    m32 = _first_step(make_cfg, tmp_path, "32-true")
-    m16 = _first_step(make_cfg, tmp_path, "bf16-mixed")
+    m32 = _first_step(make_cfg, tmp_path, "32-true", penalty)
+    m16 = _first_step(make_cfg, tmp_path, "bf16-mixed", penalty)
     assert m16["status"] == "completed" and m16["steps"] == 1
     for key in ("train/d_loss", "train/g_loss", "train/penalty", "train/d_real",
                 "train/d_fake"):

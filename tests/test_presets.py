@@ -7,7 +7,7 @@ from torch import nn
 
 from ganzoo.nets.maxout import Maxout
 from ganzoo.nets.pack import Packed
-from train import _discriminator, train
+from train import train
 
 PRESETS = {"ring_pacgan": ("ring", 8), "grid_pacgan": ("grid", 25)}
 
@@ -17,25 +17,26 @@ def test_preset_has_the_pacgan_setup(make_cfg, preset):
     cfg = make_cfg(f"experiment={preset}", fast=False)
     data, n_modes = PRESETS[preset]
     assert cfg.data.name == data and cfg.loss._target_ == "ganzoo.losses.NonSaturating"
+    assert cfg.model.name == "pacgan" and cfg.penalty is None
     assert cfg.data.batch_size == 100 and cfg.data.n_train == 100_000
     assert cfg.model.latent_dim == 2 and cfg.model.pack == 1 and cfg.n_critic == 1
     for player in ("g", "d"):
         opt = cfg.optim[player]
         assert opt._target_ == "torch.optim.Adam"
-        assert opt.lr == cfg.model.lr[player]
+        assert opt.lr == LR
         assert list(opt.betas) == [0.8, 0.999]
     assert (cfg.steps, cfg.lr_decay, cfg.eval_every) == (STEPS, LR_DECAY, 10_000)
-    assert cfg.model.lr.g == LR and cfg.model.lr.d == LR
+    assert cfg.optim.g.lr == LR and cfg.optim.d.lr == LR
 
     dm = instantiate(cfg.data)
-    assert dm.n_modes == n_modes and dm.train_set.shape == (100_000, 2)
+    assert instantiate(cfg.eval).n_modes == n_modes and dm.train_set.shape == (100_000, 2)
     G = instantiate(cfg.model.generator)
     linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
         (2, 400), (400, 400), (400, 400), (400, 400), (400, 2)]
     assert sum(isinstance(m, nn.BatchNorm1d) for m in G.modules()) == 4
     assert sum(isinstance(m, nn.ReLU) for m in G.modules()) == 4
-    D = _discriminator(cfg, dm)
+    D = instantiate(cfg.model).discriminator
     maxouts = [m for m in D.modules() if isinstance(m, Maxout)]
     assert [(m.linear.in_features, m.out_features, m.pieces) for m in maxouts] == [
         (2, 200, 5), (200, 200, 5), (200, 200, 5)]
@@ -44,7 +45,7 @@ def test_preset_has_the_pacgan_setup(make_cfg, preset):
 
 def test_preset_with_pack_builds_the_packed_critic(make_cfg):
     cfg = make_cfg("experiment=grid_pacgan", "model.pack=4", fast=False)
-    D = _discriminator(cfg, instantiate(cfg.data))
+    D = instantiate(cfg.model).discriminator
     assert isinstance(D, Packed) and D.pack == 4
     first = next(m for m in D.modules() if isinstance(m, Maxout))
     assert first.linear.in_features == 8  # 4 points of 2 coordinates
@@ -53,7 +54,8 @@ def test_preset_with_pack_builds_the_packed_critic(make_cfg):
 
 def test_preset_keeps_the_chosen_loss_own_critic_steps(make_cfg):
     cfg = make_cfg("experiment=ring_pacgan", "loss=wgan_gp", fast=False)
-    assert cfg.loss._target_ == "ganzoo.losses.WGANGP" and cfg.n_critic == 5
+    assert cfg.loss._target_ == "ganzoo.losses.Wasserstein" and cfg.loss.clip == 0.0
+    assert cfg.penalty._target_ == "ganzoo.penalties.GradientPenalty" and cfg.n_critic == 5
 
 
 def test_training_batches_come_from_the_fixed_training_set(make_cfg):
@@ -114,7 +116,7 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
         assert cfg.loss.divergence == "reverse_kl"
         assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
     if config == "wgan_gp":
-        assert cfg.loss.gp_weight == 0.1  # the toy MLP's lambda
+        assert cfg.penalty.weight == 0.1  # the toy MLP's lambda
     paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
     assert paper.steps == 400_000 and list(paper.optim.g.betas) == (
         [0.0, 0.9] if k == 5 else [0.8, 0.999])

@@ -19,7 +19,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from ganzoo import theory
-from ganzoo.losses import F_DIVERGENCES, FGAN, WGANGP, Minimax, NonSaturating, Wasserstein
+from ganzoo.losses import F_DIVERGENCES, FGAN, Minimax, NonSaturating, Wasserstein
+from ganzoo.penalties import GradientPenalty
 
 DTYPE = torch.float64
 N_POINTS = 5
@@ -190,8 +191,11 @@ def test_wasserstein_critic_attains_w1_on_the_line(counts):
     assert_close(torch.sign(steps)[moving], -torch.sign(gap)[moving])
 
 
-def _train_gp_critic(mu_q: float, sd_q: float, loss: WGANGP, steps: int = 400) -> float:
-    """E_P[D] - E_Q[D] of an MLP critic trained on P = N(0, 1), Q = N(mu_q, sd_q^2)."""
+def _train_gp_critic(mu_q: float, sd_q: float, penalty: GradientPenalty,
+                     steps: int = 400) -> float:
+    """E_P[D] - E_Q[D] of an MLP critic trained on P = N(0, 1), Q = N(mu_q, sd_q^2) with the
+    WGAN-GP objective (loss=wgan_gp): the unclipped Wasserstein critic plus the penalty."""
+    loss = Wasserstein(clip=0.0)
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
                            nn.Linear(64, 1))
@@ -200,7 +204,7 @@ def _train_gp_critic(mu_q: float, sd_q: float, loss: WGANGP, steps: int = 400) -
     for _ in range(steps):
         real, fake = torch.randn(512, 1), mu_q + sd_q * torch.randn(512, 1)
         opt.zero_grad()
-        d = loss.d_loss(critic(real), critic(fake)) + loss.penalty(critic, real, fake)
+        d = loss.d_loss(critic(real), critic(fake)) + penalty(critic, real, fake)
         d.backward()
         opt.step()
         sched.step()
@@ -217,10 +221,10 @@ def test_wgan_gp_critic_estimates_w1():
     The penalised optimum reads 2.8% above W1 here (``gaussian_w1_and_gp_optimum``);
     the critic must land within 5% of W1 and within 2% of that optimum.
     """
-    loss = WGANGP(gp_weight=10.0)
-    w1, gp_optimum = theory.gaussian_w1_and_gp_optimum(0.0, 1.0, 0.5, 1.0, loss.gp_weight)
+    penalty = GradientPenalty(weight=10.0)
+    w1, gp_optimum = theory.gaussian_w1_and_gp_optimum(0.0, 1.0, 0.5, 1.0, penalty.weight)
     assert w1 == pytest.approx(0.5, rel=1e-6)  # equal widths: W1 = |mean shift|
-    estimate = _train_gp_critic(0.5, 1.0, loss)
+    estimate = _train_gp_critic(0.5, 1.0, penalty)
     assert estimate == pytest.approx(w1, rel=0.05)
     assert estimate == pytest.approx(gp_optimum, rel=0.02)
 
@@ -230,7 +234,7 @@ def test_wgan_gp_overestimates_w1_as_its_penalty_predicts():
     interpolates are sparse in P's left tail, so the critic is steeper than 1 there. The
     penalised optimum is 8.4% above W1 = 1.5004; the trained critic must match it (2%).
     """
-    loss = WGANGP(gp_weight=10.0)
-    w1, gp_optimum = theory.gaussian_w1_and_gp_optimum(0.0, 1.0, 1.5, 0.5, loss.gp_weight)
+    penalty = GradientPenalty(weight=10.0)
+    w1, gp_optimum = theory.gaussian_w1_and_gp_optimum(0.0, 1.0, 1.5, 0.5, penalty.weight)
     assert gp_optimum / w1 - 1 == pytest.approx(0.084, abs=0.001)
-    assert _train_gp_critic(1.5, 0.5, loss) == pytest.approx(gp_optimum, rel=0.02)
+    assert _train_gp_critic(1.5, 0.5, penalty) == pytest.approx(gp_optimum, rel=0.02)

@@ -1,0 +1,73 @@
+"""Noise, labels and samples of a GAN module: what training draws and what evaluation
+and sampling get (``GAN`` mixes this in; it needs ``latent_dim``, ``num_classes``,
+``label_prior``, ``generator``, ``generator_ema`` and ``device``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo import distributed
+from ganzoo.nets.layers import draw_labels
+
+
+class Generation:
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """Fake labels: by label_prior (the clusters' shares) or uniform; None if
+        unconditional."""
+        return draw_labels(n, self.num_classes, self.label_prior, generator, self.device)
+
+    def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """z and fake labels for this rank's n samples. Under DDP every rank draws the
+        global batch's noise and keeps its slice, as one process would draw it."""
+        rank, world_size = distributed.world()
+        y = self.sample_labels(n * world_size)
+        z = self.sample_z(n * world_size)
+        return (distributed.shard(z, rank, world_size),
+                None if y is None else distributed.shard(y, rank, world_size))
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator once it holds averaged weights, else the raw one."""
+        ema = self.generator_ema
+        if ema is not None and int(ema.n_averaged) > 0:
+            return ema.module
+        return self.generator
+
+
+    @torch.no_grad()
+    def generate(self, n: int, seed: int = 0, batch_size: int = 4096,
+                 labels: Tensor | None = None, raw: bool = False) -> Tensor:
+        """n samples from fixed noise (the same seed gives the same points), from the EMA
+        generator when there is one (``raw=True``: the trained generator itself).
+
+        A conditional generator makes the classes ``labels`` (N,), by default
+        0, 1, ..., num_classes - 1 in turn; when the labels are k-means clusters
+        (data.clusters), by default clusters drawn in proportion to their shares (from
+        their own stream: the seed gives the same z whatever the labels).
+        """
+        if labels is not None and not self.num_classes:
+            raise ValueError("labels: this generator is not class-conditional")
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        if self.num_classes:
+            if labels is None:
+                labels = draw_labels(
+                    n, self.num_classes, self.label_prior, device=self.device,
+                    generator=torch.Generator(device=self.device).manual_seed(seed),
+                    in_turn=self.label_prior is None)
+            labels = torch.as_tensor(labels).to(self.device)
+            if labels.shape != (n,):
+                raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
+        G = self.generator if raw else self.sampling_generator
+        out = []
+        for i in range(0, n, batch_size):
+            z = self.sample_z(min(batch_size, n - i), generator=gen)
+            out.append(G(z) if labels is None else G(z, labels[i:i + batch_size]))
+        return torch.cat(out)
