@@ -66,8 +66,9 @@ class Generation:
             if labels.shape != (n,):
                 raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")
         G = self.generator if raw else self.sampling_generator
+        z = self.sample_z(n, generator=gen)  # all at once: chunks never change the draws
         out = []
         for i in range(0, n, batch_size):
-            z = self.sample_z(min(batch_size, n - i), generator=gen)
-            out.append(G(z) if labels is None else G(z, labels[i:i + batch_size]))
+            y = None if labels is None else labels[i:i + batch_size]
+            out.append(G(z[i:i + batch_size]) if y is None else G(z[i:i + batch_size], y))
         return torch.cat(out)

@@ -46,7 +46,7 @@ def test_the_preset_mixture_leads_every_target_from_the_start_to_its_global_opti
     mixture = OmegaConf.to_container(preset.data.distribution)
     mix = (mixture["means"], mixture["stds"], mixture["weights"])
     assert mix == MIX
-    start = OmegaConf.load("conf/model/gaussian.yaml").generator
+    start = OmegaConf.load("conf/model/gaussian.yaml").model.generator
     mu, sigma = exact_descent(name, *mix, mu=start.mu, sigma=start.sigma)
     mu_star, sigma_star, _ = best_fit(name, *mix)
     assert (mu, sigma) == pytest.approx((mu_star, sigma_star), abs=0.01)
