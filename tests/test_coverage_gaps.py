@@ -179,7 +179,7 @@ def test_generate_in_chunks_gives_the_unchunked_samples(ring_module, batch_size)
     """20 samples in chunks of 8 (8 + 8 + 4) or 12 (12 + 8) equal the single batch: the
     chunks draw their noise in turn from one seeded stream, and the MLP treats every
     sample on its own. (Chunks of 4k rows of a 4-d latent: 16k normal draws each; see the
-    xfail below for other sizes.)"""
+    test below for other sizes.)"""
     whole = ring_module.generate(20, seed=5, batch_size=20)
     assert whole.shape == (20, 2)
     assert torch.equal(ring_module.generate(20, seed=5, batch_size=batch_size), whole)
@@ -187,15 +187,11 @@ def test_generate_in_chunks_gives_the_unchunked_samples(ring_module, batch_size)
     assert not torch.equal(ring_module.generate(20, seed=6, batch_size=batch_size), whole)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "GAN.generate: chunked noise is not the unchunked noise when a chunk holds a number of "
-    "normal draws that is not a multiple of 16: torch's CPU randn fills tensors of >= 16 "
-    "values 16 at a time (Box-Muller) and redraws the last 16 for a remainder, and uses a "
-    "scalar path below 16 values; 11 x 4 draws in chunks of 4 rows (16 + 16 + 12) give other "
-    "points than one batch of 44"))
 def test_generate_in_chunks_of_any_size_gives_the_unchunked_samples(ring_module):
     """The documented promise, 'the same seed gives the same points', whatever the chunk
-    size: n = 11 in chunks of 4 (11 not divisible by 4)."""
+    size: n = 11 in chunks of 4 (11 not divisible by 4). generate draws all noise at once:
+    torch's CPU randn fills tensors of >= 16 values 16 at a time, so chunked draws of
+    other sizes would give other points."""
     whole = ring_module.generate(11, seed=5, batch_size=4096)
     assert torch.equal(ring_module.generate(11, seed=5, batch_size=4), whole)
 
