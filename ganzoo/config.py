@@ -73,3 +73,16 @@ def validate(cfg: DictConfig) -> None:
                                   or not 0 < ema_decay < 1):
         raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
     _check_int(cfg, "ema.start", 0)
+    decay = _get(cfg, "lr_decay")
+    if decay is not None and decay not in ("none", "linear"):
+        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {decay!r}")
+    nonfinite = _get(cfg, "nonfinite")
+    if nonfinite is not None and nonfinite not in ("stop", "skip"):
+        raise ConfigError(f"nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
+    divergence = _get(cfg, "loss.divergence")
+    if divergence is not None:
+        from ganzoo.losses import F_DIVERGENCES
+
+        if divergence not in F_DIVERGENCES:
+            raise ConfigError(f"loss.divergence: unknown f-divergence {divergence!r}; "
+                              f"choose one of {', '.join(F_DIVERGENCES)}")

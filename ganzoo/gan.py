@@ -111,9 +111,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, draws from label_prior (uniform by default) for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
-        if conditional is not None and bool(conditional) != bool(self.num_classes):
-            raise ValueError(f"model.conditional={conditional}, but the generator has "
-                             f"{self.num_classes} classes")
+        del conditional  # the networks read model.conditional; their classes decide
         # The labels' distribution when they are k-means clusters (data.clusters): set
         # from the data module at setup, kept in checkpoints for sampling.
         self.register_buffer("label_prior", None, persistent=False)

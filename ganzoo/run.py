@@ -28,9 +28,17 @@ def instantiate(node, what: str, **kwargs):
         cause = exc.__cause__ or exc
         while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
             cause = cause.__cause__
-        raise ConfigError(f"{what}: {cause}") from exc
+        raise ConfigError(_named(what, cause)) from exc
     except ValueError as exc:
-        raise ConfigError(f"{what}: {exc}") from exc
+        raise ConfigError(_named(what, exc)) from exc
+
+
+def _named(what: str, exc: BaseException) -> str:
+    """The message, prefixed with the config node unless it already names its key."""
+    import re
+
+    text = str(exc)
+    return text if re.match(r"^[a-z_]+(\.[a-z_0-9]+)+[:= ]", text) else f"{what}: {text}"
 
 
 def check_labels(module, dm) -> None:

@@ -40,8 +40,8 @@ class NaNOnRank1(NonSaturating):
 
     calls = 0
 
-    def g_loss(self, fake_logits):
+    def g_loss(self, real_logits, fake_logits):
         NaNOnRank1.calls += 1
-        value = super().g_loss(fake_logits)
+        value = super().g_loss(real_logits, fake_logits)
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         return value * float("nan") if rank == 1 and NaNOnRank1.calls >= 5 else value

@@ -193,7 +193,9 @@ def test_generate_in_chunks_of_any_size_gives_the_unchunked_samples(ring_module)
     torch's CPU randn fills tensors of >= 16 values 16 at a time, so chunked draws of
     other sizes would give other points."""
     whole = ring_module.generate(11, seed=5, batch_size=4096)
-    assert torch.equal(ring_module.generate(11, seed=5, batch_size=4), whole)
+    # the same noise; the MLP's matmuls round differently for 4 rows than for 11, so the
+    # points agree to float32 precision (with chunked draws they were other points)
+    torch.testing.assert_close(ring_module.generate(11, seed=5, batch_size=4), whole)
 
 
 TINY_DCGAN = ["model.generator.width=4", "model.discriminator.width=4"]

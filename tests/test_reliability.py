@@ -119,9 +119,9 @@ class _NaNGeneratorLossFrom:
     nan_from = 0
     calls = 0
 
-    def g_loss(self, fake_logits):
+    def g_loss(self, real_logits, fake_logits):
         type(self).calls += 1
-        value = super().g_loss(fake_logits)
+        value = super().g_loss(real_logits, fake_logits)
         return value * float("nan") if type(self).calls >= self.nan_from else value
 
 
