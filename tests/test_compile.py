@@ -29,6 +29,7 @@ def _run(make_cfg, tmp_path, name, *overrides):
 @needs_cc
 @pytest.mark.filterwarnings(
     "ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
+@pytest.mark.slow
 def test_compiled_training_matches_eager(make_cfg, tmp_path):
     torch._dynamo.reset()
     # The paper's rate and lambda, not the toy MLP's 1e-3 and 0.1: ten times the rate
@@ -51,6 +52,7 @@ def test_compiled_training_matches_eager(make_cfg, tmp_path):
     assert not any("_orig_mod" in key for key in state)
 
 
+@pytest.mark.slow
 def test_channels_last_conv_nets_match_default_layout(make_cfg, tmp_path):
     common = ("data=digits", "model=dcgan", "model.generator.width=8",
               "model.discriminator.width=8", "steps=1", "log_every=1")

@@ -66,6 +66,7 @@ def _first_step(make_cfg, tmp_path, precision: str) -> dict:
     return train(cfg)
 
 
+@pytest.mark.slow
 def test_bf16_mixed_training_step_matches_fp32(make_cfg, tmp_path):
     """The first step's figures are computed before any update, on the same batch and
     weights: bf16-mixed must agree with 32-true within the tolerance."""
