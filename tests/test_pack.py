@@ -15,7 +15,7 @@ from ganzoo.nets.mlp import MLPDiscriminator
 from ganzoo.nets.pack import Packed, packed_shape
 from train import train
 
-from .conftest import group_options, slow_except
+from .conftest import group_options
 
 
 class Recorder(nn.Module):
@@ -156,7 +156,7 @@ def test_r1_is_taken_per_pack():
 # --- in training ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loss", slow_except(group_options("loss"), "nonsaturating"))
+@pytest.mark.parametrize("loss", group_options("loss"))
 def test_every_loss_trains_with_a_packed_critic(make_cfg, tmp_path, loss):
     metrics = train(make_cfg(f"loss={loss}", "model.pack=2", "data.batch_size=8", "steps=3",
                              "model.generator.hidden_dim=16",
@@ -169,7 +169,6 @@ def test_every_loss_trains_with_a_packed_critic(make_cfg, tmp_path, loss):
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
 def test_packed_critic_with_r1_and_gp_trains(make_cfg):
     metrics = train(make_cfg("loss=wgan_gp", "r1_gamma=1.0", "model.pack=4",
                              "data.batch_size=8", "steps=2"))
