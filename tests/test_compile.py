@@ -52,7 +52,6 @@ def test_compiled_training_matches_eager(make_cfg, tmp_path):
     assert not any("_orig_mod" in key for key in state)
 
 
-@pytest.mark.slow
 def test_channels_last_conv_nets_match_default_layout(make_cfg, tmp_path):
     common = ("data=digits", "model=dcgan", "model.generator.width=8",
               "model.discriminator.width=8", "steps=1", "log_every=1")
