@@ -18,6 +18,12 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def slow_except(values, *keep):
+    """Parameters for parametrize, all but ``keep`` marked slow: ``-m "not slow"`` still
+    runs the kept ones."""
+    return [v if v in keep else pytest.param(v, marks=pytest.mark.slow) for v in values]
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """make_cfg(*overrides) -> DictConfig writing into tmp_path, small by default."""

@@ -92,6 +92,7 @@ def test_clusters_need_the_images_in_memory(tmp_path):
     assert sorted(torch.bincount(dm.labels).tolist()) == [2, 2]  # dark pair, light pair
 
 
+@pytest.mark.slow
 def test_digits_default_trains_on_clusters_and_samples_by_their_shares(make_cfg, tmp_path,
                                                                        capsys):
     cfg = make_cfg("data=digits", *TINY, "data.clusters=5")

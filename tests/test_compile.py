@@ -29,6 +29,7 @@ def _run(make_cfg, tmp_path, name, *overrides):
 @needs_cc
 @pytest.mark.filterwarnings(
     "ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
+@pytest.mark.slow
 def test_compiled_training_matches_eager(make_cfg, tmp_path):
     torch._dynamo.reset()
     # The paper's rate and lambda, not the toy MLP's 1e-3 and 0.1: ten times the rate

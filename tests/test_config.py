@@ -12,7 +12,7 @@ from ganzoo.config import ConfigError, validate
 from ganzoo.losses import GANLoss, Wasserstein
 from ganzoo.penalties import R1, GradientPenalty, Penalty
 
-from .conftest import ROOT, group_options
+from .conftest import ROOT, group_options, slow_except
 
 IMAGE_MODELS = {"dcgan", "resnet"}
 
@@ -36,7 +36,7 @@ def test_every_loss_instantiates_on_its_own(make_cfg, loss):
 
 
 @pytest.mark.parametrize("data", group_options("data"))
-@pytest.mark.parametrize("model", group_options("model"))
+@pytest.mark.parametrize("model", slow_except(group_options("model"), "dcgan", "gaussian", "mlp"))
 def test_every_model_and_data_build(make_cfg, model, data):
     cfg = make_cfg(f"model={model}", f"data={data}")
     dm = hydra.utils.instantiate(cfg.data)
@@ -159,6 +159,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
     res = _cli("steps=0", f"hydra.run.dir={tmp_path}")
     assert res.returncode == 2

@@ -22,6 +22,8 @@ from ganzoo.gan import has_batch_statistics
 from ganzoo.theory import empirical_w1
 from train import train
 
+from .conftest import CONF
+
 # --- learning-rate decay, as logged ------------------------------------------------------
 
 
@@ -157,18 +159,30 @@ class KeepModule(L.Callback):
         KeepModule.modules.append(pl_module)
 
 
-def _trained_module(make_cfg, *overrides):
+def _trained_module(cfg):
     KeepModule.modules = []
-    metrics = train(make_cfg("steps=3", f"+callbacks.keep._target_={__name__}.KeepModule",
-                             *overrides))
+    metrics = train(cfg)
     assert metrics["status"] == "completed"
     (module,) = KeepModule.modules
     return module.eval()  # running statistics, were there any
 
 
-@pytest.fixture
-def ring_module(make_cfg):
-    module = _trained_module(make_cfg)
+KEEP = f"+callbacks.keep._target_={__name__}.KeepModule"
+
+
+@pytest.fixture(scope="module")
+def ring_module(tmp_path_factory):
+    """The default ring MLP after 3 steps, trained once for the tests that only sample."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            f"out_dir={tmp_path_factory.mktemp('ring')}", "steps=3", "eval_every=0",
+            "data.n_train=256", "data.n_eval=100", "trainer.enable_progress_bar=false", KEEP])
+    GlobalHydra.instance().clear()
+    module = _trained_module(cfg)
     assert module.latent_dim == 4 and not module.num_classes
     assert not has_batch_statistics(module.generator)  # the ring MLP: no batch norm
     return module
@@ -207,9 +221,10 @@ def test_conditional_generate_splits_the_labels_per_chunk(make_cfg):
     given labels[8 i : 8 i + 8]; the default labels 0, 1, ..., 9, 0, ... chunk alike."""
     from ganzoo.nets.layers import ConditionalBatchNorm2d
 
-    module = _trained_module(make_cfg, "data=digits", "model=dcgan", "model.conditional=true",
-                             "data.clusters=null", "data.batch_size=4", "data.num_workers=0",
-                             "data.n_train=8", "steps=2", *TINY_DCGAN)
+    module = _trained_module(make_cfg(
+        "data=digits", "model=dcgan", "model.conditional=true", "data.clusters=null",
+        "data.batch_size=4", "data.num_workers=0", "data.n_train=8", "steps=2", *TINY_DCGAN,
+        KEEP))
     assert module.num_classes == 10 and module.label_prior is None
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # classes far apart, so that a label's effect is unmistakable

@@ -38,6 +38,7 @@ def ddp_run(tmp_path_factory):
     return run_dir, dump, proc
 
 
+@pytest.mark.slow
 def test_ranks_stay_bit_identical_and_train_on_their_own_shard(ddp_run):
     _, dump, _ = ddp_run
     r0, r1 = (torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1))
@@ -51,6 +52,7 @@ def test_ranks_stay_bit_identical_and_train_on_their_own_shard(ddp_run):
         assert torch.equal(value, r1["state"][name]), name
 
 
+@pytest.mark.slow
 def test_ddp_matches_one_process_with_the_global_batch(ddp_run, make_cfg, tmp_path):
     from train import train
 
@@ -80,6 +82,7 @@ def test_ddp_matches_one_process_with_the_global_batch(ddp_run, make_cfg, tmp_pa
     assert logged["eval/modes"] == metrics["eval/modes"]
 
 
+@pytest.mark.slow
 def test_outputs_are_written_once_by_rank_zero(ddp_run):
     run_dir, _, proc = ddp_run
     names = sorted(p.name for p in run_dir.iterdir())
@@ -162,6 +165,7 @@ def test_strategy_choice(make_cfg):
         make_strategy(make_cfg("trainer.strategy=ddp_spawn").trainer)
 
 
+@pytest.mark.slow
 def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     proc = _train_cli("loss._target_=tests.ddp_helpers.NaNOnRank1", "steps=40", "log_every=3",
                       "ckpt_every=2", "eval_every=0", "data.n_train=512",
@@ -179,6 +183,7 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
 
 
+@pytest.mark.slow
 def test_image_evaluation_is_sharded_and_matches_one_process(tmp_path, make_cfg):
     """A batch-norm DCGAN under DDP with k = 1 (the generator's graph outlives the critic
     update): ranks end with identical weights and running statistics; FID/KID: the final

@@ -54,6 +54,7 @@ def _free_port() -> int:
 
 
 # torchmetrics warns on constructing KID that it keeps all features; this test builds one.
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save:UserWarning")
 def test_sharded_generation_gives_the_single_process_scores():
     ctx = mp.get_context("spawn")

@@ -99,6 +99,7 @@ def test_real_images_of_a_streamed_folder(tmp_path):
     assert len(set(reds)) == 4 and set(reds) <= {0, 40, 80, 120, 160}  # 4 distinct files
 
 
+@pytest.mark.slow
 def test_training_logs_fid_kid_is_and_second_run_reads_the_cache(make_cfg, tmp_path,
                                                                   monkeypatch, capsys):
     cache = tmp_path / "cache"
@@ -157,6 +158,7 @@ def test_missing_inception_weights_offline_turn_metrics_off(make_cfg, tmp_path, 
     assert (tmp_path / "samples.png").is_file()
 
 
+@pytest.mark.slow
 def test_inception_weights_from_a_local_file(tmp_path, monkeypatch):
     """metrics.inception_weights loads a local copy (here: random weights of the right
     architecture) and FID/KID use its 2048 pool features, IS its 1008 logits."""

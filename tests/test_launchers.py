@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -19,6 +20,7 @@ TINY = ["steps=4", "log_every=2", "eval_every=0", "data.n_train=512", "data.n_ev
         "trainer.enable_progress_bar=false"]
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     proc = subprocess.run(
         [sys.executable, "train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

@@ -38,6 +38,7 @@ def test_csv_has_every_key_against_generator_steps(make_cfg, tmp_path):
         (tmp_path / "samples" / "step_000004.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_tensorboard_writes_scalars_and_images(make_cfg, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -66,6 +67,7 @@ def _wandb_records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_figures_config_and_images(make_cfg, tmp_path, monkeypatch,
                                                            capsys):
     key = "ganzoo-test-" + "k" * 28  # a fake key: it must never reach a file we write

@@ -42,7 +42,8 @@ def _assert_bit_identical(a, b):
 
 
 @pytest.mark.parametrize("loss, k, stop_batch", [
-    ("wgan_gp", 3, 7),         # stopped inside the 3:1 schedule (2 G steps + 1 D step)
+    # stopped inside the 3:1 schedule (2 G steps + 1 D step)
+    pytest.param("wgan_gp", 3, 7, marks=pytest.mark.slow),
     ("nonsaturating", 1, 5),   # stopped right after a generator update
 ])
 def test_interrupted_then_resumed_run_is_bit_identical(make_cfg, tmp_path, loss, k, stop_batch):
@@ -69,6 +70,7 @@ def test_interrupted_then_resumed_run_is_bit_identical(make_cfg, tmp_path, loss,
                           _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run(make_cfg, tmp_path):
     common = ["lr_decay=none", "log_every=1"]
     train(make_cfg(*common, "steps=8", f"out_dir={tmp_path / 'full'}"))
@@ -80,6 +82,7 @@ def test_resume_extends_a_finished_run(make_cfg, tmp_path):
                           _weights(tmp_path / "extended" / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_real_signal_to_a_training_process_saves_and_resumes(make_cfg, tmp_path, signum):
     run = tmp_path / "run"
@@ -194,6 +197,7 @@ def test_skip_mode_skips_nonfinite_steps_and_continues(make_cfg):
     assert metrics["train/skipped_steps"] == 3.0
 
 
+@pytest.mark.slow
 def test_cli_divergence_is_one_line_and_nonzero(tmp_path):
     res = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "steps=200", "log_every=1", "ckpt_every=1",

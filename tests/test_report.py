@@ -31,6 +31,7 @@ def sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_job_has_its_own_directory_and_metrics(sweep):
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1", "2", "3"]
@@ -41,6 +42,7 @@ def test_every_job_has_its_own_directory_and_metrics(sweep):
         assert json.loads((sweep / j / "metrics.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_report_collapses_seeds_into_mean_and_std(sweep, capsys):
     assert main([str(sweep), "--metric", "train/g_loss"]) == 0
     out = capsys.readouterr().out
@@ -83,6 +85,7 @@ def test_a_single_run_is_not_a_sweep(tmp_path, capsys):
     assert "single run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_unknown_metric_names_the_flag(sweep, capsys):
     assert main([str(sweep), "--metric", "train/nothing", "--csv", str(sweep / "x.csv")]) == 2
     assert capsys.readouterr().err.strip() == (

@@ -31,6 +31,7 @@ def ckpt(tmp_path_factory):
     return out / "checkpoints" / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_load_generator_needs_no_training_stack(ckpt):
     code = ("import sys, ganzoo; G = ganzoo.load_generator(sys.argv[1]); "
             "from ganzoo.sample import sample; x = sample(G, 5); "

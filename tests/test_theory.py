@@ -83,7 +83,8 @@ def both_supports(counts_p, counts_q) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("loss_cls", [Minimax, NonSaturating])
-@pytest.mark.parametrize("counts", PAIRS + [DISJOINT], ids=[*map(str, SEEDS), "disjoint"])
+@pytest.mark.parametrize("counts", PAIRS + [pytest.param(DISJOINT, marks=pytest.mark.slow)],
+                         ids=[*map(str, SEEDS), "disjoint"])
 def test_minimax_critic_attains_js(loss_cls, counts):
     counts_p, counts_q = counts
     loss = loss_cls()
@@ -113,7 +114,7 @@ def test_js_closed_form_on_a_hand_example():
 
 
 FGAN_CASES = [(name, c) for name in sorted(F_DIVERGENCES) for c in PAIRS] + [
-    (name, DISJOINT) for name in BOUNDED]
+    pytest.param(name, DISJOINT, marks=pytest.mark.slow) for name in BOUNDED]
 
 
 @pytest.mark.parametrize("name, counts", FGAN_CASES,
@@ -215,6 +216,7 @@ def _train_gp_critic(mu_q: float, sd_q: float, penalty: GradientPenalty,
         return loss.divergence(critic(real), critic(fake)).item()
 
 
+@pytest.mark.slow
 def test_wgan_gp_critic_estimates_w1():
     """Gulrajani et al. 2017: P = N(0, 1), Q = N(0.5, 1), W1 = 0.5.
 
@@ -229,6 +231,7 @@ def test_wgan_gp_critic_estimates_w1():
     assert estimate == pytest.approx(gp_optimum, rel=0.02)
 
 
+@pytest.mark.slow
 def test_wgan_gp_overestimates_w1_as_its_penalty_predicts():
     """P = N(0, 1), Q = N(1.5, 0.5^2): the optimal slope flips where the CDFs cross and
     interpolates are sparse in P's left tail, so the critic is steeper than 1 there. The

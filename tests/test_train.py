@@ -115,6 +115,7 @@ def test_default_run_outputs(make_cfg, tmp_path, capsys):
         assert line in out
 
 
+@pytest.mark.slow
 def test_default_run_covers_the_ring(make_cfg, tmp_path):
     """The embedded default (`uv run train.py`) finds all 8 modes with >= 90% quality."""
     cfg = make_cfg("trainer.enable_progress_bar=false", fast=False)
