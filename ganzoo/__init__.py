@@ -17,9 +17,10 @@ def _model_classes(clusters: int | None, num_classes: int) -> int:
     return num_classes if clusters is None else clusters
 
 
-def _packed(data_shape, pack: int) -> list[int]:
+def packed_shape(data_shape, pack: int) -> list[int]:
     """The critic's input shape for packs of ``pack`` samples (PacGAN): the first dimension
-    (values or channels) times ``pack``; as ``ganzoo.nets.pack.packed_shape``."""
+    (values or channels) times ``pack``. Here, without torch, for the config resolver;
+    ``ganzoo.nets.pack`` uses it too."""
     shape = [int(s) for s in data_shape]
     return [shape[0] * int(pack), *shape[1:]]
 
@@ -31,7 +32,7 @@ def _when(condition, value):
 
 # Model and data configs read these resolvers (conf/model/*.yaml, conf/data/digits.yaml).
 OmegaConf.register_new_resolver("ganzoo.classes", _model_classes, replace=True)
-OmegaConf.register_new_resolver("ganzoo.packed", _packed, replace=True)
+OmegaConf.register_new_resolver("ganzoo.packed", packed_shape, replace=True)
 OmegaConf.register_new_resolver("ganzoo.when", _when, replace=True)
 
 

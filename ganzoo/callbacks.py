@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
+from ganzoo.nets.layers import eval_mode
+
 # The evaluation figures the progress bar shows (the rest goes to the loggers only).
 HEADLINE_EVAL = ("eval/fid", "eval/kid", "eval/is", "eval/modes", "eval/hq", "eval/reverse_kl")
 
@@ -98,13 +100,8 @@ class PeriodicEvaluation(L.Callback):
             path = self.out_dir / "samples" / f"step_{g:06d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             title = f"{self.title} · {g} generator steps" if self.title else f"step {g}"
-            G = pl_module.sampling_generator
-            was_training = G.training
-            G.eval()  # a picture changes no state (batch-norm statistics included)
-            try:
+            with eval_mode(pl_module.sampling_generator):  # a picture changes no state
                 evaluator.plot(path, pl_module, title)
-            finally:
-                G.train(was_training)
             log_image(trainer.loggers, "samples", path, g)
             self.last_picture = path
         return figures

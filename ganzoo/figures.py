@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import distributed
+from ganzoo.nets.layers import eval_mode
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -68,13 +69,8 @@ class Figures:
         under DDP every rank takes part and ends with rank 0's figures."""
         if self.evaluator is None:
             return {}
-        G = self.sampling_generator
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(self.sampling_generator):
             figures = self.evaluator(self)
-        finally:
-            G.train(was_training)
         figures = distributed.from_rank_zero(figures, self.device)
         self.log_figures(figures, log=log)
         return figures

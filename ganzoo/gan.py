@@ -116,7 +116,6 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # from the data module at setup, kept in checkpoints for sampling.
         self.register_buffer("label_prior", None, persistent=False)
         self.guard = NonFiniteGuard(nonfinite)
-        self.nonfinite = nonfinite
         # Exponential moving average of the generator's weights (and buffers), updated
         # after every generator step from ema_start on; used for evaluation and sampling.
         self.ema_start = ema_start
@@ -142,6 +141,11 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
     @property
     def skipped_steps(self) -> int:
         return self.guard.skipped
+
+    @property
+    def nonfinite(self) -> str:
+        """What a non-finite loss does: 'stop' or 'skip' (the guard's mode)."""
+        return self.guard.mode
 
     # --- set-up -------------------------------------------------------------------------
 

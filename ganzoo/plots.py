@@ -11,17 +11,15 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganzoo.nets.layers import eval_mode
+
 
 @torch.no_grad()
 def _critic_on(D: nn.Module, x: Tensor) -> Tensor:
-    was_training = D.training
-    D.eval()
-    try:
+    with eval_mode(D):
         # A packed critic (PacGAN) is shown on packs of m copies of each point.
         critic = getattr(D, "pointwise", D)
         return torch.cat([critic(chunk) for chunk in x.split(8192)]).reshape(-1).float().cpu()
-    finally:
-        D.train(was_training)
 
 
 def plot_toy(path: str | Path, real: Tensor, fake: Tensor, D: nn.Module, title: str = "",

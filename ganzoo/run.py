@@ -43,14 +43,13 @@ def _named(what: str, exc: BaseException) -> str:
 
 def check_labels(module, dm) -> None:
     """A conditional model must have as many classes as the data has labels."""
-    from ganzoo.nets.layers import check_models
+    from ganzoo.nets.layers import check_class_count
 
     clusters = getattr(dm, "clusters", None)
     source = (f"data.clusters={clusters}" if clusters
               else f"data.num_classes={dm.num_classes}")
     try:
-        check_models(module.generator, module.discriminator, dm.shape,
-                     labels=(dm.num_classes, source))
+        check_class_count(module.generator, dm.num_classes, source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

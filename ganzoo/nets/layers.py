@@ -8,7 +8,8 @@ Spectral normalisation is Miyato et al. 2018, through torch's parametrization.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -96,6 +97,18 @@ def check_labels(num_classes: int, y: Tensor | None, who: str) -> None:
         raise ValueError(f"{who} is class-conditional and needs labels y")
 
 
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """The module in eval mode for the block (batch norm reads its running statistics and
+    updates none), its previous mode restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 def has_batch_statistics(module: nn.Module) -> bool:
     """True if the module's output for one sample depends on the rest of its batch."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
@@ -117,14 +130,12 @@ def draw_labels(n: int, num_classes: int, prior: Tensor | None = None,
 
 
 def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Sequence[int],
-                 penalty: str | None = None, labels: tuple[int, str] | None = None) -> None:
+                 penalty: str | None = None) -> None:
     """Refuse, before training, a G, D and data that cannot work together.
 
     ``penalty`` names the gradient penalty the critic is trained with, if any: batch norm
     makes each sample's critic gradient depend on the rest of its batch, which breaks the
     per-sample penalty (Gulrajani et al. 2017, Sec. 4), so such a critic is refused.
-    ``labels``: how many labels the data has and the setting they come from (e.g.
-    ``(20, "data.clusters=20")``); a conditional model must have as many classes.
     """
     data = [int(s) for s in data_shape]
     for who, net in (("generator", generator), ("discriminator", discriminator)):
@@ -141,8 +152,12 @@ def check_models(generator: nn.Module, discriminator: nn.Module, data_shape: Seq
         raise ValueError(f"model.discriminator: batch norm in a critic trained with a "
                          f"gradient penalty ({penalty}) ties each sample's gradient to its "
                          f"batch; use layer norm or none (dcgan: model.discriminator.norm=layer)")
-    if labels is not None:
-        count, source = labels
-        if g_classes and count and g_classes != count:
-            raise ValueError(f"model.generator.num_classes: the conditional model has "
-                             f"{g_classes} classes, the data's labels {count} ({source})")
+
+
+def check_class_count(generator: nn.Module, count: int, source: str) -> None:
+    """A conditional generator must have as many classes as the data has labels: ``count``,
+    from the setting ``source`` (e.g. ``"data.clusters=20"``)."""
+    g_classes = getattr(generator, "num_classes", 0)
+    if g_classes and count and g_classes != count:
+        raise ValueError(f"model.generator.num_classes: the conditional model has "
+                         f"{g_classes} classes, the data's labels {count} ({source})")

@@ -24,11 +24,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganzoo import packed_shape
 
-def packed_shape(data_shape: Sequence[int], pack: int) -> list[int]:
-    """Shape of one pack: the first dimension (values or channels) times ``pack``."""
-    shape = [int(s) for s in data_shape]
-    return [shape[0] * pack, *shape[1:]]
+__all__ = ["Packed", "packed_shape"]
 
 
 class Packed(nn.Module):
