@@ -155,8 +155,8 @@ def test_bad_penalty_settings_are_refused(make_cfg, tmp_path):
 
     # The penalty's constructor refuses them as the module is built, in one line.
     for overrides, msg in [
-        (("penalty.weight=-1.0",), "model: penalty.weight must be a number >= 0, got -1.0"),
-        (("penalty.every=0",), "model: penalty.every must be an integer >= 1, got 0"),
+        (("penalty.weight=-1.0",), "penalty.weight must be a number >= 0, got -1.0"),
+        (("penalty.every=0",), "penalty.every must be an integer >= 1, got 0"),
     ]:
         with pytest.raises(ConfigError) as err:
             train(make_cfg("penalty=r1", *overrides))
