@@ -168,6 +168,9 @@ def run_ganzoo(cfg: DictConfig, warmup: int, steps: int, quiet_logging: bool = F
         cfg.out_dir = out
         cfg.steps = warmup + steps
         cfg.callbacks = {"timer": {"_target_": f"{__name__}.StepTimer", "warmup": warmup}}
+        # Training alone is timed, as in the hand loop: the evaluation at the last step
+        # (which runs inside that step's hooks, before this timer's) is off.
+        cfg.eval = None
         if quiet_logging:
             cfg.log_every = 10**9
             cfg.logger = None
