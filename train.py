@@ -46,9 +46,7 @@ def train(cfg: DictConfig) -> dict:
 
     # Build: the data, the GAN module (networks, loss, penalty, optimisers, evaluator), the
     # trainer with ganzoo's callbacks and the user's.
-    dm = run.instantiate(cfg.data, "data")
-    module = run.instantiate(cfg.model, "model")
-    run.check_labels(module, dm)
+    dm, module = run.build(cfg)
     resume = None if cfg.ckpt_path is None else Path(cfg.ckpt_path)
     if resume is not None:
         from ganzoo.checkpoint import check_compatible, read_checkpoint
@@ -67,7 +65,7 @@ def train(cfg: DictConfig) -> dict:
         check_val_every_n_epoch=None, val_check_interval=cfg.n_critic * max(cfg.eval_every, 1),
         default_root_dir=str(out), log_every_n_steps=1,
         strategy=make_strategy(cfg.trainer))  # ddp: ganzoo's GAN-aware DDP
-    check_trainer(trainer)
+    check_trainer(trainer, cfg.trainer)
     set_entry_script(__file__)  # what DDP re-runs for the other ranks of this node
 
     # Fit. The stop signal and the final evaluation are settled inside fit

@@ -38,6 +38,17 @@ from lightning.pytorch.strategies.launchers.subprocess_script import (  # noqa: 
     _SubprocessScriptLauncher as SubprocessScriptLauncher,
 )
 
-__all__ = ["SubprocessScriptLauncher", "collect_rng_states", "patch_lightning_pytree",
+# ModelCheckpoint's protected methods that GeneratorStepCheckpoint overrides or calls to
+# save by generator step; their signatures are the same across the range above.
+from lightning.pytorch.callbacks import ModelCheckpoint as _ModelCheckpoint  # noqa: E402
+
+CHECKPOINT_METHODS = ("_monitor_candidates", "_should_skip_saving_checkpoint",
+                      "_save_topk_checkpoint", "_save_last_checkpoint")
+_moved = [name for name in CHECKPOINT_METHODS if not hasattr(_ModelCheckpoint, name)]
+if _moved:
+    raise ImportError(f"this Lightning's ModelCheckpoint lacks {', '.join(_moved)}, which "
+                      "ganzoo's GeneratorStepCheckpoint uses; install lightning<2.7")
+
+__all__ = ["CHECKPOINT_METHODS", "SubprocessScriptLauncher", "collect_rng_states", "patch_lightning_pytree",
            "set_num_threads_if_needed", "set_rng_states", "sync_module_states"]
 

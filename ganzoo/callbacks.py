@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
+import ganzoo._compat  # noqa: F401  (checks the ModelCheckpoint methods used here)
 from ganzoo.nets.layers import eval_mode
 
 # The evaluation figures the progress bar shows (the rest goes to the loggers only).
@@ -144,6 +145,8 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
     With manual optimisation the state after a generator update is exactly the state a
     resumed run needs, so checkpoints are taken right after that update, named by the
     generator step (``step=001000.ckpt``) rather than Lightning's optimiser-step count.
+    It uses ModelCheckpoint's protected save methods (``ganzoo._compat.CHECKPOINT_METHODS``,
+    checked when ganzoo's callbacks are imported).
     """
 
     def __init__(self, every: int, **kwargs) -> None:

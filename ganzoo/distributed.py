@@ -171,12 +171,12 @@ class GANDDPStrategy(DDPStrategy):
             dist.destroy_process_group()
 
 
-def check_trainer(trainer) -> None:
+def check_trainer(trainer, trainer_cfg) -> None:
     """Refuse, before any process starts, what this torch cannot do distributed."""
     from ganzoo.config import ConfigError
 
     strategy = trainer.strategy
-    if (isinstance(strategy, GANDDPStrategy) and strategy._layer_sync is not None
+    if (isinstance(strategy, GANDDPStrategy) and trainer_cfg.get("sync_batchnorm")
             and strategy.root_device.type == "cpu"):
         raise ConfigError("trainer.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only, "
                           "not on CPU; drop it (each rank then normalises by its own batch)")

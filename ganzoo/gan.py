@@ -82,16 +82,8 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        if n_critic < 1 or log_every < 1:
-            raise ValueError(f"n_critic and log_every must be >= 1, got {n_critic}, {log_every}")
-        if lr_decay not in ("none", "linear"):
-            raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
-        if lr_decay == "linear" and not total_steps:
-            raise ValueError("lr_decay=linear needs the run length (total_steps)")
-        if ema_decay is not None and not 0 < ema_decay < 1:
-            raise ValueError(f"ema.decay must be in (0, 1), got {ema_decay}")
-        if ema_start < 0:
-            raise ValueError(f"ema.start must be >= 0, got {ema_start}")
+        _check_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
+                        ema_start)
         if spectral_norm:
             spectral_normalize(discriminator)
         if pack > 1:
@@ -111,7 +103,10 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, draws from label_prior (uniform by default) for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
-        del conditional  # the networks read model.conditional; their classes decide
+        if conditional is not None and bool(conditional) != (self.num_classes > 0):
+            # model.conditional is the switch the networks read; they must agree with it.
+            raise ValueError(f"model.conditional={str(bool(conditional)).lower()} but the "
+                             f"generator has num_classes={self.num_classes}")
         # The labels' distribution when they are k-means clusters (data.clusters): set
         # from the data module at setup, kept in checkpoints for sampling.
         self.register_buffer("label_prior", None, persistent=False)
@@ -119,11 +114,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # Exponential moving average of the generator's weights (and buffers), updated
         # after every generator step from ema_start on; used for evaluation and sampling.
         self.ema_start = ema_start
-        self.generator_ema: AveragedModel | None = None
-        if ema_decay is not None:
-            self.generator_ema = AveragedModel(
-                generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            self.generator_ema.requires_grad_(False)
+        self.generator_ema = None if ema_decay is None else _ema(generator, ema_decay)
         self.g_step = 0  # generator updates done
         self.d_step = 0  # critic updates done
         # One critic pass over [real; fake] when no layer mixes samples of a batch.
@@ -295,3 +286,28 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             self.trainer.should_stop = True
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
             self._log_training(d_loss, g_loss, penalty, real_logits, fake_logits)
+
+
+def _check_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
+                    ema_start) -> None:
+    """The module's own settings, each named by its config key."""
+    from ganzoo.config import ConfigError, require_int
+
+    require_int("model.latent_dim", latent_dim, 1)
+    require_int("n_critic", n_critic, 1)
+    require_int("log_every", log_every, 1)
+    require_int("ema.start", ema_start, 0)
+    if lr_decay not in ("none", "linear"):
+        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
+    if lr_decay == "linear" and not total_steps:
+        raise ConfigError("lr_decay=linear needs the run length (total_steps)")
+    if ema_decay is not None and (isinstance(ema_decay, bool)
+                                  or not isinstance(ema_decay, (int, float))
+                                  or not 0 < ema_decay < 1):
+        raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
+
+
+def _ema(generator: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of the generator's weights and buffers."""
+    ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return ema.requires_grad_(False)

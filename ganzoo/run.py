@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from ganzoo.config import ConfigError
 
 # Figures that are better when larger (checkpoint.mode=auto); every other is minimised.
 MAXIMISED = ("eval/hq", "eval/modes", "eval/is")
+# Keys of train.yaml's top level that constructors name bare (``n_critic must ...``).
+TOP_LEVEL = ("n_critic", "log_every", "nonfinite", "lr_decay")
 
 
 def instantiate(node, what: str, **kwargs):
@@ -25,20 +28,41 @@ def instantiate(node, what: str, **kwargs):
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as exc:
-        cause = exc.__cause__ or exc
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause, where = exc, what
+        while isinstance(cause, InstantiationException):
+            # Hydra names the failing node (model.generator) on its last line.
+            found = re.search(r"\nfull_key: (\S+)\s*$", str(cause))
+            where = found.group(1) if found else where
+            if cause.__cause__ is None:
+                break
             cause = cause.__cause__
-        raise ConfigError(_named(what, cause)) from exc
+        raise ConfigError(_named(where, cause)) from exc
     except ValueError as exc:
         raise ConfigError(_named(what, exc)) from exc
 
 
 def _named(what: str, exc: BaseException) -> str:
-    """The message, prefixed with the config node unless it already names its key."""
-    import re
-
+    """The message, naming its config key: as it is when it names one (``data.shape: ...``,
+    ``n_critic must ...``), a bare argument completed by its node (``hidden_dim must`` in
+    model.generator: ``model.generator.hidden_dim must``), else prefixed by the node."""
     text = str(exc)
-    return text if re.match(r"^[a-z_]+(\.[a-z_0-9]+)+[:= ]", text) else f"{what}: {text}"
+    if re.match(r"^[a-z_]+(\.[a-z_0-9]+)+(:| must |=)", text):
+        return text
+    bare = re.match(r"^([a-z_]+) must ", text)
+    if bare:
+        return text if bare.group(1) in TOP_LEVEL else f"{what}.{text}"
+    return f"{what}: {text}"
+
+
+def build(cfg: DictConfig):
+    """The run's datamodule and GAN module; each bad value is a one-line ConfigError."""
+    from ganzoo.data.base import check_datamodule
+
+    dm = instantiate(cfg.data, "data")
+    check_datamodule(dm)
+    module = instantiate(cfg.model, "model")
+    check_labels(module, dm)
+    return dm, module
 
 
 def check_labels(module, dm) -> None:

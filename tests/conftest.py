@@ -24,6 +24,20 @@ def slow_except(values, *keep):
     return [v if v in keep else pytest.param(v, marks=pytest.mark.slow) for v in values]
 
 
+def refusal(cfg) -> str:
+    """The one-line message a run of ``cfg`` stops with before training: the config check,
+    then building the data and the module (whose constructors check their own values)."""
+    from ganzoo import run
+    from ganzoo.config import ConfigError, validate
+
+    try:
+        validate(cfg)
+        run.build(cfg)
+    except ConfigError as exc:
+        return str(exc)
+    raise AssertionError("the config was accepted")
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """make_cfg(*overrides) -> DictConfig writing into tmp_path, small by default."""

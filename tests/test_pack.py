@@ -16,7 +16,7 @@ from ganzoo.nets.pack import Packed, packed_shape
 from ganzoo.penalties import R1, GradientPenalty
 from train import train
 
-from .conftest import group_options
+from .conftest import group_options, refusal
 
 
 class Recorder(nn.Module):
@@ -216,10 +216,8 @@ def test_pack_that_does_not_divide_the_batch_is_refused(make_cfg, tmp_path):
 
 
 def test_bad_pack_values_are_refused(make_cfg):
-    with pytest.raises(ConfigError, match=r"^model.pack must be >= 1, got 0$"):
-        validate(make_cfg("model.pack=0"))
-    with pytest.raises(ConfigError, match=r"^model.pack must be an integer, got 1.5$"):
-        validate(make_cfg("model.pack=1.5"))
+    assert refusal(make_cfg("model.pack=0")) == "model.pack must be >= 1, got 0"
+    assert refusal(make_cfg("model.pack=1.5")) == "model.pack must be an integer, got 1.5"
     with pytest.raises(ConfigError) as err:
         validate(make_cfg("data=digits", "model.conditional=true", "model.pack=2"))
     assert str(err.value) == ("model.pack=2: packing is not available for a class-conditional "

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from ganzoo.config import ConfigError
+from ganzoo.config import ConfigError, require_int
 from ganzoo.data.base import GANDataModule
 from ganzoo.data.streams import DeviceBatches, cluster_labels
 
@@ -159,16 +159,17 @@ class ImageDataModule(GANDataModule):
         if len(shape) != 3 or shape[1] != shape[2] or shape[0] not in (1, 3):
             raise ValueError(f"data.shape: images are [channels, side, side] with 1 or 3 "
                              f"channels, got {list(shape)}")
-        if n_train is not None and n_train < 1 or n_eval < 1:
-            raise ValueError("data.n_train and data.n_eval must be >= 1")
+        require_int("data.batch_size", batch_size, 1)
+        require_int("data.n_eval", n_eval, 1)
+        if n_train is not None:
+            require_int("data.n_train", n_train, 1)
         self.name, self.shape, self.root = name, shape, Path(root).expanduser()
         self.batch_size, self.n_train, self.n_eval, self.seed = batch_size, n_train, n_eval, seed
         self.download, self.on_device, self.flip = download, on_device, flip
         self.dataset_classes, self.num_workers = num_classes, num_workers
         self.skip_bad_files = skip_bad_files
-        if clusters is not None and (isinstance(clusters, bool) or not isinstance(clusters, int)
-                                     or clusters < 2):
-            raise ValueError(f"data.clusters must be an integer >= 2 or null, got {clusters!r}")
+        if clusters is not None:
+            require_int("data.clusters", clusters, 2)
         self.clusters = clusters
         # With clusters: each cluster's share of the training images (the generator's
         # label distribution when sampling); None when the labels are the dataset's.

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ganzoo.config import require_int
 from ganzoo.data.base import GANDataModule
 from ganzoo.distributed import shard
 from ganzoo.distributions import GaussianMixture, gauss1d, grid, ring
@@ -56,8 +57,9 @@ class ToyDataModule(GANDataModule):
         if tuple(shape) != (distribution.dim,):
             raise ValueError(f"data.shape {list(shape)} does not match the {name} "
                              f"distribution's dimension {distribution.dim}")
-        if batch_size < 1 or n_train < 1 or n_eval < 1:
-            raise ValueError("data.batch_size, data.n_train and data.n_eval must be >= 1")
+        for key, value in (("batch_size", batch_size), ("n_train", n_train),
+                           ("n_eval", n_eval)):
+            require_int(f"data.{key}", value, 1)
         self.distribution, self.name = distribution, name
         self.shape = tuple(shape)
         self.batch_size, self.n_train, self.n_eval, self.seed = batch_size, n_train, n_eval, seed

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganzoo.config import require_int
 from ganzoo.nets.layers import (
     ConditionalBatchNorm2d,
     ProjectionHead,
@@ -43,6 +44,8 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         channels, side = image_size("dcgan", data_shape, SIZES)
         self.latent_dim, self.data_shape = latent_dim, (channels, side, side)
+        require_int("latent_dim", latent_dim, 1)
+        require_int("width", width, 1)
         self.num_classes = class_count("dcgan", conditional, num_classes)
         n_up = int(math.log2(side)) - 2  # 4x4 -> side
         ch = width * 2 ** (n_up - 1)
@@ -70,6 +73,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         channels, side = image_size("dcgan", data_shape, SIZES)
         self.data_shape = (channels, side, side)
+        require_int("width", width, 1)
         self.num_classes = class_count("dcgan", conditional, num_classes)
         n_down = int(math.log2(side)) - 2  # side -> 4x4
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]

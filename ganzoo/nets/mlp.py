@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ganzoo.config import require_int
 from ganzoo.nets.maxout import Maxout
 
 _ACTIVATIONS = {
@@ -28,6 +29,10 @@ _ACTIVATIONS = {
 
 def _mlp(in_dim: int, hidden_dim: int, n_layers: int, out_dim: int, activation: str,
          batch_norm: bool, pieces: int = 5) -> nn.Sequential:
+    require_int("hidden_dim", hidden_dim, 1)
+    require_int("n_layers", n_layers, 0)
+    if activation == "maxout":
+        require_int("pieces", pieces, 1)
     if activation not in _ACTIVATIONS:
         raise ValueError(f"model.activation: unknown {activation!r}; choose one of "
                          f"{', '.join(_ACTIVATIONS)}")
@@ -52,7 +57,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int, data_shape: Sequence[int], hidden_dim: int = 256,
                  n_layers: int = 3, activation: str = "relu", batch_norm: bool = False) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim = require_int("latent_dim", latent_dim, 1)
         self.data_shape = tuple(int(s) for s in data_shape)
         self.net = _mlp(latent_dim, hidden_dim, n_layers, math.prod(self.data_shape),
                         activation, batch_norm)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganzoo.config import require_int
 from ganzoo.nets.layers import (
     ConditionalBatchNorm2d,
     ProjectionHead,
@@ -75,6 +76,8 @@ class ResNetGenerator(nn.Module):
         super().__init__()
         channels, side = image_size("resnet", data_shape, SIZES)
         self.latent_dim, self.data_shape = latent_dim, (channels, side, side)
+        require_int("latent_dim", latent_dim, 1)
+        require_int("width", width, 1)
         self.num_classes = class_count("resnet", conditional, num_classes)
         self.width = width
         self.linear = nn.Linear(latent_dim, width * 4 * 4)
@@ -98,6 +101,7 @@ class ResNetDiscriminator(nn.Module):
         super().__init__()
         channels, side = image_size("resnet", data_shape, SIZES)
         self.data_shape = (channels, side, side)
+        require_int("width", width, 1)
         self.num_classes = class_count("resnet", conditional, num_classes)
         n_down = int(math.log2(side)) - 3  # side -> 8x8
         blocks = [DownBlock(channels, width, down=True, first=True)]
