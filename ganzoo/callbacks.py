@@ -77,7 +77,7 @@ class PeriodicEvaluation(L.Callback):
 
     def due(self, pl_module) -> bool:
         g = pl_module.g_step
-        if g == 0 or g == self._last:
+        if g == 0 or g == self._last or not pl_module.generator_updated:
             return False
         return (self.every > 0 and g % self.every == 0) or g == pl_module.total_steps
 
@@ -172,7 +172,7 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step
-        if g == 0 or g % self.every or g == self._last_g:
+        if g == 0 or g % self.every or g == self._last_g or not pl_module.generator_updated:
             return
         if self._should_skip_saving_checkpoint(trainer):
             return

@@ -130,6 +130,14 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         self.last_eval: dict[str, float] = {}
 
     @property
+    def generator_updated(self) -> bool:
+        """Whether the batch just trained ended with a generator update. The callbacks that
+        act per generator step (evaluation, checkpoints) act only then: a resumed run's
+        first batches are critic steps at the checkpoint's generator step, which was
+        evaluated and saved before that checkpoint was taken."""
+        return self.d_step > 0 and self.d_step % self.n_critic == 0
+
+    @property
     def skipped_steps(self) -> int:
         return self.guard.skipped
 

@@ -228,3 +228,29 @@ def test_bad_checkpoints_are_one_clear_message(tmp_path, make_cfg):
     with pytest.raises(CheckpointError, match="another architecture"):
         train(make_cfg("steps=4", "model.generator.hidden_dim=32",
                        f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
+
+
+@pytest.mark.parametrize("resume_from", ["step=000005.ckpt", "last.ckpt"])
+def test_resume_at_an_evaluation_step_is_bit_identical(make_cfg, tmp_path, resume_from):
+    # k = 5, a batch-norm generator, an evaluation and a checkpoint at generator step 5:
+    # neither the evaluation nor its picture may change state, and the resumed run does
+    # not evaluate step 5 again.
+    common = ["loss=wgan_gp", "steps=10", "eval_every=5", "ckpt_every=5", "log_every=1",
+              "model.generator.batch_norm=true"]
+    full = train(make_cfg(*common, f"out_dir={tmp_path / 'full'}"))
+    first = tmp_path / "first"
+    with pytest.raises(TrainingInterrupted):
+        train(make_cfg(*common, f"out_dir={first}", f"+callbacks.sig._target_={__name__}.SignalAt",
+                       "+callbacks.sig.batch=25"))  # right after generator step 5 (k = 5)
+    assert sorted(p.name for p in (first / "samples").iterdir()) == ["step_000005.png"]
+    ckpt = first / "checkpoints" / resume_from
+    assert read_checkpoint(ckpt)["ganzoo"]["g_step"] == 5
+    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}", f"ckpt_path='{ckpt}'"))
+    assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == [
+        "step_000010.png"]  # step 5 was evaluated before the checkpoint, not again
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == [
+        "last.ckpt", "step=000010.ckpt"]  # no second step-5 checkpoint after a critic step
+    _assert_bit_identical(_weights(tmp_path / "full" / "checkpoints" / "last.ckpt"),
+                          _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
+    assert {k: v for k, v in resumed.items() if k.startswith("eval/")} == {
+        k: v for k, v in full.items() if k.startswith("eval/")}
