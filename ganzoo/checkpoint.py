@@ -7,6 +7,7 @@ data shape, generator step, random states). They are read with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -23,13 +24,26 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways, one message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or not a PyTorch file: {first})"
-        ) from exc
+        raise CheckpointError(_unreadable(path, exc)) from exc
     if not isinstance(ckpt, dict) or "ganzoo" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a ganzoo checkpoint")
     return ckpt
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """One line for a file torch.load(weights_only=True) refused. torch's own message is a
+    page of advice (ending in "load with weights_only=False", i.e. run the file's code);
+    keep only what names the problem."""
+    text = str(exc)
+    code = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if code:  # a pickled class or function: loading it would run code the file chooses
+        return (f"{path} holds more than tensors and plain data: its pickle would call "
+                f"{code.group(1)} when loaded; ganzoo loads checkpoints with "
+                "weights_only=True and refuses it")
+    detail = text.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return f"{path} is not a readable checkpoint (truncated or not a PyTorch file: {first})"
 
 
 def check_compatible(ckpt: dict, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
