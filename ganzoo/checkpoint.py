@@ -2,11 +2,14 @@
 
 Checkpoints are Lightning checkpoints with a ``ganzoo`` section (generator config,
 data shape, generator step, random states). They are read with
-``torch.load(weights_only=True)``: tensors and plain containers only, no code.
+``torch.load(weights_only=True)``: tensors and plain containers only, no code. The
+generator a checkpoint describes is built from an allow-list (``build_generator``), never
+by handing its config to Hydra: a checkpoint is data and does not choose what code runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -110,3 +113,57 @@ class ResumeState:
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if datamodule is not None:
             datamodule.seek(self.d_step)
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _impure(value, where: str) -> str | None:
+    """Why ``value`` is not plain data (None if it is): only numbers, strings, booleans,
+    None, and lists, tuples and str-keyed dicts of them, with no Hydra ``_key_``."""
+    if isinstance(value, _PLAIN):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((why for i, v in enumerate(value) if (why := _impure(v, f"{where}[{i}]"))),
+                    None)
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a non-string key {key!r}"
+            if key == "_target_":
+                return f"{where} asks to build {v!r}"
+            if key.startswith("_"):
+                return f"{where} has the key {key!r}"
+            if why := _impure(v, f"{where}.{key}"):
+                return why
+        return None
+    return f"{where} is a {type(value).__name__}"
+
+
+def build_generator(node, path: str | Path) -> torch.nn.Module:
+    """The generator a checkpoint's config node describes, built without Hydra.
+
+    A checkpoint comes from anywhere, and ``hydra.utils.instantiate`` on its config would
+    call whatever it names (``builtins.open`` empties a file). So: only the classes of
+    ``ganzoo.nets.GENERATORS``, called with plain-data keyword arguments.
+    """
+    from ganzoo.nets import GENERATORS
+
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise CheckpointError(f"{path} holds no generator config")
+    target = node["_target_"]
+    if not isinstance(target, str) or target not in GENERATORS:
+        raise CheckpointError(f"{path}: refusing to build {target!r}: sampling builds only "
+                              "the generators of ganzoo.nets.GENERATORS")
+    kwargs = {k: v for k, v in node.items() if k != "_target_"}
+    why = _impure(kwargs, "generator")
+    if why:
+        raise CheckpointError(f"{path}: refusing to build {target}: {why}; generator "
+                              "arguments must be plain data")
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        return cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - an unknown or bad argument: one message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot rebuild its generator {target} ({first})") from exc

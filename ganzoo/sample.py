@@ -8,7 +8,9 @@
     x = ganzoo.sample.sample(G, 16, seed=0)
 
 The checkpoint carries the generator's config, so nothing else is needed: no dataset,
-no logger, no Lightning. It is read with ``torch.load(weights_only=True)``.
+no logger, no Lightning. It is read with ``torch.load(weights_only=True)``, and its config
+builds only ganzoo's own generators (``ganzoo.nets.GENERATORS``): a checkpoint is data and
+never chooses what code runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ganzoo.checkpoint import CheckpointError, read_checkpoint
+from ganzoo.checkpoint import CheckpointError, build_generator, read_checkpoint
 from ganzoo.nets.layers import draw_labels
 
 # Weight prefixes in a checkpoint, most preferred first when EMA weights are wanted.
@@ -34,16 +36,9 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
     The module gets ``latent_dim``, ``data_shape`` and ``num_classes`` (None when
     unconditional) attributes from the checkpoint.
     """
-    import hydra
-
     ckpt = read_checkpoint(ckpt_path)
     meta = ckpt["ganzoo"]
-    if "generator" not in meta:
-        raise CheckpointError(f"{ckpt_path} holds no generator config")
-    try:
-        G = hydra.utils.instantiate(meta["generator"])
-    except Exception as exc:  # noqa: BLE001 - an unknown class or argument: one message
-        raise CheckpointError(f"{ckpt_path}: cannot rebuild its generator ({exc})") from exc
+    G = build_generator(meta.get("generator") if isinstance(meta, dict) else None, ckpt_path)
     weights = ckpt["state_dict"]
     prefixes = (*_EMA_PREFIXES, "generator.") if ema else ("generator.",)
     prefix = next(p for p in prefixes if p == "generator." or any(
