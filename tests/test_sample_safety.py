@@ -1,7 +1,8 @@
 """A checkpoint is data: sampling builds only ganzoo's generators from it, with plain
-arguments."""
+arguments, and the sample CLI refuses bad input in one line before it touches the disk."""
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,91 @@ def test_every_configured_generator_is_allowed():
         cls = hydra.utils.get_class(target)
         assert issubclass(cls, nn.Module) and cls.__module__.startswith("ganzoo.nets."), target
 
+
+# The CLI's refusals: one line, exit 2, and nothing read, sampled or created before them.
+
+def _refused(argv: list[str], capsys) -> str:
+    assert main(argv) == 2, argv
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.count("\n") == 1 and err.err.startswith("error: "), err
+    return err.err.strip()
+
+
+def test_arguments_are_checked_before_the_checkpoint_is_read(tmp_path, capsys):
+    missing = str(tmp_path / "none.ckpt")  # never read: each argument is refused first
+    made = tmp_path / "made" / "sub"
+    cases = [
+        (["--n", "0", "--out", str(made / "s.png")], "error: --n must be >= 1, got 0"),
+        (["--out", str(made / "s.jpg")],
+         "error: --out: unsupported file type '.jpg'; use .png, .npy or .pt"),
+        (["--out", str(made / "s")], "error: --out: unsupported file type ''; use .png, "
+                                     ".npy or .pt"),
+        (["--device", "gpu0", "--out", str(made / "s.png")],
+         "error: --device gpu0 is not a torch device (e.g. cpu, cuda, cuda:1, mps)"),
+    ]
+    for args, message in cases:
+        assert _refused([missing, *args], capsys) == message
+    (tmp_path / "dir.png").mkdir()
+    assert _refused([missing, "--out", str(tmp_path / "dir.png")], capsys) == \
+        f"error: --out: {tmp_path / 'dir.png'} is a directory"
+    assert not (tmp_path / "made").exists()
+
+
+def test_an_absent_device_is_refused(tmp_path, capsys):
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert _refused([str(tmp_path / "none.ckpt"), "--device", "cuda:99", "--out",
+                     str(tmp_path / "made" / "s.png")], capsys) == \
+        f"error: --device cuda:99 is not available on this machine ({count} cuda " \
+        f"device{'' if count == 1 else 's'})"
+    assert not (tmp_path / "made").exists()
+
+
+def test_an_unwritable_output_is_refused_before_sampling(ckpt, tmp_path, capsys):
+    blocker = tmp_path / "somefile.txt"  # a file as a parent folder: unwritable even to root
+    blocker.write_text("x")
+    out = blocker / "sub" / "out.png"
+    assert _refused([str(ckpt), "--out", str(out)], capsys) == \
+        f"error: --out: cannot write {out} ({blocker} is not a directory)"
+    assert blocker.read_text() == "x"
+    if os.geteuid() != 0:  # root writes through a read-only mode
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        try:
+            assert _refused([str(ckpt), "--out", str(locked / "new" / "s.png")], capsys) == \
+                f"error: --out: cannot write {locked / 'new' / 's.png'} ({locked} is not " \
+                "writable)"
+        finally:
+            locked.chmod(0o700)
+        assert list(locked.iterdir()) == []
+
+
+def test_foreign_and_junk_checkpoints_create_nothing(tmp_path, capsys):
+    made = tmp_path / "made"
+    lightning = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 0}, lightning)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)  # bytes that are no PyTorch file
+    assert _refused([str(lightning), "--out", str(made / "s.png")], capsys) == \
+        f"error: {lightning} is not a ganzoo checkpoint"
+    assert _refused([str(junk), "--out", str(made / "s.png")], capsys).startswith(
+        f"error: {junk} is not a readable checkpoint (truncated or not a PyTorch file: ")
+    assert _refused([str(tmp_path / "none.ckpt"), "--out", str(made / "s.png")], capsys) == \
+        f"error: no checkpoint at {tmp_path / 'none.ckpt'}"
+    assert not made.exists()
+
+
+def test_a_failed_write_leaves_no_partial_file(ckpt, tmp_path, capsys, monkeypatch):
+    import ganzoo.sample
+
+    out = tmp_path / "s.npy"
+    out.write_bytes(b"old samples")
+
+    def half_written(x, suffix, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ganzoo.sample, "_write", half_written)
+    assert _refused([str(ckpt), "--out", str(out)], capsys) == \
+        f"error: --out: cannot write {out} (No space left on device)"
+    assert out.read_bytes() == b"old samples"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy"]
