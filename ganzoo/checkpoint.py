@@ -2,11 +2,15 @@
 
 Checkpoints are Lightning checkpoints with a ``ganzoo`` section (generator config,
 data shape, generator step, random states). They are read with
-``torch.load(weights_only=True)``: tensors and plain containers only, no code.
+``torch.load(weights_only=True)``: tensors and plain containers only, no code. The
+generator a checkpoint describes is built from an allow-list (``build_generator``), never
+by handing its config to Hydra: a checkpoint is data and does not choose what code runs.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from pathlib import Path
 
 import torch
@@ -23,13 +27,26 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways, one message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or not a PyTorch file: {first})"
-        ) from exc
+        raise CheckpointError(_unreadable(path, exc)) from exc
     if not isinstance(ckpt, dict) or "ganzoo" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a ganzoo checkpoint")
     return ckpt
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """One line for a file torch.load(weights_only=True) refused. torch's own message is a
+    page of advice (ending in "load with weights_only=False", i.e. run the file's code);
+    keep only what names the problem."""
+    text = str(exc)
+    code = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if code:  # a pickled class or function: loading it would run code the file chooses
+        return (f"{path} holds more than tensors and plain data: its pickle would call "
+                f"{code.group(1)} when loaded; ganzoo loads checkpoints with "
+                "weights_only=True and refuses it")
+    detail = text.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return f"{path} is not a readable checkpoint (truncated or not a PyTorch file: {first})"
 
 
 def check_compatible(ckpt: dict, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
@@ -96,3 +113,57 @@ class ResumeState:
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if datamodule is not None:
             datamodule.seek(self.d_step)
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _impure(value, where: str) -> str | None:
+    """Why ``value`` is not plain data (None if it is): only numbers, strings, booleans,
+    None, and lists, tuples and str-keyed dicts of them, with no Hydra ``_key_``."""
+    if isinstance(value, _PLAIN):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((why for i, v in enumerate(value) if (why := _impure(v, f"{where}[{i}]"))),
+                    None)
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a non-string key {key!r}"
+            if key == "_target_":
+                return f"{where} asks to build {v!r}"
+            if key.startswith("_"):
+                return f"{where} has the key {key!r}"
+            if why := _impure(v, f"{where}.{key}"):
+                return why
+        return None
+    return f"{where} is a {type(value).__name__}"
+
+
+def build_generator(node, path: str | Path) -> torch.nn.Module:
+    """The generator a checkpoint's config node describes, built without Hydra.
+
+    A checkpoint comes from anywhere, and ``hydra.utils.instantiate`` on its config would
+    call whatever it names (``builtins.open`` empties a file). So: only the classes of
+    ``ganzoo.nets.GENERATORS``, called with plain-data keyword arguments.
+    """
+    from ganzoo.nets import GENERATORS
+
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise CheckpointError(f"{path} holds no generator config")
+    target = node["_target_"]
+    if not isinstance(target, str) or target not in GENERATORS:
+        raise CheckpointError(f"{path}: refusing to build {target!r}: sampling builds only "
+                              "the generators of ganzoo.nets.GENERATORS")
+    kwargs = {k: v for k, v in node.items() if k != "_target_"}
+    why = _impure(kwargs, "generator")
+    if why:
+        raise CheckpointError(f"{path}: refusing to build {target}: {why}; generator "
+                              "arguments must be plain data")
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        return cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - an unknown or bad argument: one message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot rebuild its generator {target} ({first})") from exc

@@ -8,23 +8,29 @@
     x = ganzoo.sample.sample(G, 16, seed=0)
 
 The checkpoint carries the generator's config, so nothing else is needed: no dataset,
-no logger, no Lightning. It is read with ``torch.load(weights_only=True)``.
+no logger, no Lightning. It is read with ``torch.load(weights_only=True)``, and its config
+builds only ganzoo's own generators (``ganzoo.nets.GENERATORS``): a checkpoint is data and
+never chooses what code runs. The CLI checks its arguments before reading the checkpoint
+and writes its output atomically, so a refusal or a failure leaves nothing on disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ganzoo.checkpoint import CheckpointError, read_checkpoint
+from ganzoo.checkpoint import CheckpointError, build_generator, read_checkpoint
 from ganzoo.nets.layers import draw_labels
 
 # Weight prefixes in a checkpoint, most preferred first when EMA weights are wanted.
 _EMA_PREFIXES = ("generator_ema.module.", "generator_ema.")
+_FORMATS = (".png", ".npy", ".pt")
 
 
 def load_generator(ckpt_path: str | Path, ema: bool = True,
@@ -34,16 +40,10 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
     The module gets ``latent_dim``, ``data_shape`` and ``num_classes`` (None when
     unconditional) attributes from the checkpoint.
     """
-    import hydra
-
+    device = check_device(device)
     ckpt = read_checkpoint(ckpt_path)
     meta = ckpt["ganzoo"]
-    if "generator" not in meta:
-        raise CheckpointError(f"{ckpt_path} holds no generator config")
-    try:
-        G = hydra.utils.instantiate(meta["generator"])
-    except Exception as exc:  # noqa: BLE001 - an unknown class or argument: one message
-        raise CheckpointError(f"{ckpt_path}: cannot rebuild its generator ({exc})") from exc
+    G = build_generator(meta.get("generator") if isinstance(meta, dict) else None, ckpt_path)
     weights = ckpt["state_dict"]
     prefixes = (*_EMA_PREFIXES, "generator.") if ema else ("generator.",)
     prefix = next(p for p in prefixes if p == "generator." or any(
@@ -84,22 +84,72 @@ def sample(G: nn.Module, n: int, seed: int = 0, labels: Tensor | None = None) ->
     return G(z)
 
 
+def check_device(name: str | torch.device) -> torch.device:
+    """``name`` as a torch device present on this machine, else a one-line ValueError."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"--device {name} is not a torch device "
+                         "(e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cpu":
+        return device
+    backend = getattr(torch, device.type, None)
+    probe = getattr(backend, "is_available", None) or getattr(
+        getattr(torch.backends, device.type, None), "is_available", None)
+    available = bool(probe and probe())
+    count = (getattr(backend, "device_count", lambda: 1)() if available else 0)
+    if not available or (device.index or 0) >= count:
+        raise ValueError(f"--device {name} is not available on this machine "
+                         f"({count} {device.type} device{'' if count == 1 else 's'})")
+    return device
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before any work and before making folders, an output that cannot be
+    written: an unknown file type, a directory, or a place no folder can be made in."""
+    if out.suffix.lower() not in _FORMATS:
+        raise ValueError(f"--out: unsupported file type {out.suffix!r}; use .png, .npy or .pt")
+    if out.is_dir():
+        raise ValueError(f"--out: {out} is a directory")
+    parent = out.absolute().parent  # the nearest existing folder: where ours would be made
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out: cannot write {out} ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write {out} ({parent} is not writable)")
+
+
 def save_samples(x: Tensor, out: Path) -> None:
-    """.pt / .npy: raw samples; .png: an image grid, or a scatter plot for 1-D/2-D data."""
-    suffix = out.suffix.lower()
+    """.pt / .npy: raw samples; .png: an image grid, or a scatter plot for 1-D/2-D data.
+
+    Written to a hidden file beside ``out``, then renamed over it: an interrupted or
+    failed write never leaves a partial file under the name asked for.
+    """
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # "x": never through a file or link already there
+            _write(x, out.suffix.lower(), f)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write(x: Tensor, suffix: str, f) -> None:
     if suffix == ".pt":
-        torch.save(x.cpu(), out)
+        torch.save(x.cpu(), f)
     elif suffix == ".npy":
         import numpy as np
 
-        np.save(out, x.cpu().numpy())
-    elif suffix == ".png" and x.dim() == 4:
+        np.save(f, x.cpu().numpy())
+    elif x.dim() == 4:
         from torchvision.utils import save_image
 
-        save_image(x.cpu(), out, nrow=max(1, int(len(x) ** 0.5)), normalize=True,
+        save_image(x.cpu(), f, format="png", nrow=max(1, int(len(x) ** 0.5)), normalize=True,
                    value_range=(-1, 1))
-    elif suffix == ".png":
+    else:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -113,13 +163,11 @@ def save_samples(x: Tensor, out: Path) -> None:
         else:
             ax.hist(pts[:, 0], bins=80)
         fig.tight_layout()
-        fig.savefig(out)
+        fig.savefig(f, format="png")
         plt.close(fig)
-    else:
-        raise ValueError(f"--out: unsupported file type {out.suffix!r}; use .png, .npy or .pt")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ganzoo.sample", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path, help="a ganzoo checkpoint (e.g. last.ckpt)")
@@ -132,12 +180,20 @@ def main(argv: list[str] | None = None) -> int:
                              "trained with data.clusters)")
     parser.add_argument("--raw", action="store_true",
                         help="use the raw generator instead of its EMA weights")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
+    parser.add_argument("--device", default="cpu", help="e.g. cpu, cuda, cuda:1 (default cpu)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
+        # Every argument is checked before the checkpoint is read: nothing is loaded,
+        # sampled or created for a command that is refused.
         if args.n < 1:
             raise ValueError(f"--n must be >= 1, got {args.n}")
-        G = load_generator(args.ckpt, ema=not args.raw, device=args.device)
+        check_out(args.out)
+        device = check_device(args.device)
+        G = load_generator(args.ckpt, ema=not args.raw, device=device)
         labels = None
         if args.label is not None:
             if G.num_classes and not 0 <= args.label < G.num_classes:
@@ -146,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         save_samples(sample(G, args.n, args.seed, labels), args.out)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output could not be written after all (disk full, ...)
+        print(f"error: --out: cannot write {args.out} ({exc.strerror or exc})", file=sys.stderr)
         return 2
     print(f"wrote {args.n} samples to {args.out}")
     return 0
