@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> dict:
     # process group.
     status, reason = "completed", None
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, **run.safe_loading())
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
     final = ending.figures

@@ -144,7 +144,7 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
 
     With manual optimisation the state after a generator update is exactly the state a
     resumed run needs, so checkpoints are taken right after that update, named by the
-    generator step (``step=001000.ckpt``) rather than Lightning's optimiser-step count.
+    generator step (``step_001000.ckpt``) rather than Lightning's optimiser-step count.
     It uses ModelCheckpoint's protected save methods (``ganzoo._compat.CHECKPOINT_METHODS``,
     checked when ganzoo's callbacks are imported).
     """

@@ -65,6 +65,17 @@ def build(cfg: DictConfig):
     return dm, module
 
 
+def safe_loading() -> dict:
+    """Lightning's own read of a resumed checkpoint, restricted to tensors and plain data
+    as ganzoo's read before it (``fit(weights_only=True)``, Lightning >= 2.6)."""
+    import inspect
+
+    import lightning as L
+
+    takes = "weights_only" in inspect.signature(L.Trainer.fit).parameters
+    return {"weights_only": True} if takes else {}
+
+
 def check_labels(module, dm) -> None:
     """A conditional model must have as many classes as the data has labels."""
     from ganzoo.nets.layers import check_class_count
@@ -94,7 +105,8 @@ def callbacks(cfg: DictConfig, out: Path, title: str):
     evaluation = PeriodicEvaluation(cfg.eval_every, out_dir=out, title=title)
     ending = FinalEvaluation(evaluation, interrupt)
     steps = GeneratorStepCheckpoint(cfg.ckpt_every, dirpath=out / "checkpoints",
-                                    filename="{step:06d}", save_last=True, save_top_k=1)
+                                    filename="step_{step:06d}", auto_insert_metric_name=False,
+                                    save_last=True, save_top_k=1)
     best = []
     if cfg.checkpoint.best:  # checkpoints/best.ckpt by a figure, after each evaluation
         monitor, mode = cfg.checkpoint.best, cfg.checkpoint.mode

@@ -92,7 +92,7 @@ def test_outputs_are_written_once_by_rank_zero(ddp_run):
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
         "step_000003.png", "step_000006.png"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "last.ckpt", "step=000006.ckpt"]
+        "last.ckpt", "step_000006.ckpt"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["steps"] == 6
     with open(run_dir / "logs" / "metrics.csv", newline="") as f:

@@ -230,7 +230,7 @@ def test_bad_checkpoints_are_one_clear_message(tmp_path, make_cfg):
                        f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
 
 
-@pytest.mark.parametrize("resume_from", ["step=000005.ckpt", "last.ckpt"])
+@pytest.mark.parametrize("resume_from", ["step_000005.ckpt", "last.ckpt"])
 def test_resume_at_an_evaluation_step_is_bit_identical(make_cfg, tmp_path, resume_from):
     # k = 5, a batch-norm generator, an evaluation and a checkpoint at generator step 5:
     # neither the evaluation nor its picture may change state, and the resumed run does
@@ -245,11 +245,11 @@ def test_resume_at_an_evaluation_step_is_bit_identical(make_cfg, tmp_path, resum
     assert sorted(p.name for p in (first / "samples").iterdir()) == ["step_000005.png"]
     ckpt = first / "checkpoints" / resume_from
     assert read_checkpoint(ckpt)["ganzoo"]["g_step"] == 5
-    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}", f"ckpt_path='{ckpt}'"))
+    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}", f"ckpt_path={ckpt}"))
     assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == [
         "step_000010.png"]  # step 5 was evaluated before the checkpoint, not again
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == [
-        "last.ckpt", "step=000010.ckpt"]  # no second step-5 checkpoint after a critic step
+        "last.ckpt", "step_000010.ckpt"]  # no second step-5 checkpoint after a critic step
     _assert_bit_identical(_weights(tmp_path / "full" / "checkpoints" / "last.ckpt"),
                           _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
     assert {k: v for k, v in resumed.items() if k.startswith("eval/")} == {
