@@ -46,17 +46,18 @@ def train(cfg: DictConfig) -> dict:
 
     # Build: the data, the GAN module (networks, loss, penalty, optimisers, evaluator), the
     # trainer with ganzoo's callbacks and the user's.
-    dm, module = run.build(cfg)
     resume = None if cfg.ckpt_path is None else Path(cfg.ckpt_path)
+    run.check_run_directory(out, resume)
+    dm, module = run.build(cfg)
     if resume is not None:
-        from ganzoo.checkpoint import check_compatible, read_checkpoint
+        from ganzoo.checkpoint import check_compatible, check_recipe, read_checkpoint
 
-        check_compatible(read_checkpoint(resume), module.state_dict(), resume)
+        saved = read_checkpoint(resume)
+        check_compatible(saved, module.state_dict(), resume)
+        check_recipe(saved, module.recipe, resume)
     title = f"{dm.name} · {cfg.model.name} · {run.loss_name(cfg)}"
     callbacks, evaluation, ending = run.callbacks(cfg, out, title)
     loggers = [run.instantiate(node, f"logger.{name}") for name, node in (cfg.logger or {}).items()]
-    for logger in loggers:  # the resolved config is the run's record (W&B: its run config)
-        logger.log_hyperparams(run.resolved(cfg))
     trainer = run.instantiate(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
         max_steps=cfg.steps * (cfg.n_critic + 1),  # Lightning counts k critic + 1 G steps
@@ -66,6 +67,10 @@ def train(cfg: DictConfig) -> dict:
         default_root_dir=str(out), log_every_n_steps=1,
         strategy=make_strategy(cfg.trainer))  # ddp: ganzoo's GAN-aware DDP
     check_trainer(trainer, cfg.trainer)
+    # Accepted: from here on the run writes into its directory.
+    run.record(cfg, out)
+    for logger in loggers:  # the resolved config is the run's record (W&B: its run config)
+        logger.log_hyperparams(run.resolved(cfg))
     set_entry_script(__file__)  # what DDP re-runs for the other ranks of this node
 
     # Fit. The stop signal and the final evaluation are settled inside fit
@@ -131,10 +136,12 @@ class TrainingInterrupted(Exception):
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from ganzoo import console
     from ganzoo.checkpoint import CheckpointError
     from ganzoo.config import ConfigError
     from ganzoo.gan import NonFiniteLossError
 
+    console.started()
     try:
         entry = cfg.get("entry")  # an experiment's own driver, called with (cfg, train)
         if entry:
@@ -158,4 +165,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ganzoo.console import one_line_errors
+
+    with one_line_errors():
+        main()

@@ -81,6 +81,36 @@ def sampling_record(generator, data) -> dict:
             "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}
 
 
+def recipe_record(**settings) -> dict:
+    """The settings a resumed run must share with its checkpoint (loss, penalty,
+    optimisers, n_critic, data), as plain containers: resuming with others would train
+    on with the checkpoint's optimiser settings while the run's record names the new."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return {k: OmegaConf.to_container(v, resolve=True)
+            if isinstance(v, (DictConfig, ListConfig)) else v for k, v in settings.items()}
+
+
+def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
+    """Refuse, in one line, resuming with other training settings than the checkpoint's."""
+    saved = ckpt["ganzoo"].get("recipe")
+    if not saved or not recipe:
+        return  # a checkpoint from before recipes were kept: the weights check is all
+
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix[:-1]: node}
+
+    old, new = flat(saved), flat(recipe)
+    differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if differ:
+        shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in differ[:3])
+        more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+        raise CheckpointError(f"{path} was trained with other settings ({shown}{more}); "
+                              "resume with the settings it was trained with, or start a new run")
+
+
 class ResumeState:
     """The checkpoint hooks of the GAN module: everything a bit-exact resume needs beyond
     what Lightning stores, and what sampling needs (``sampling``, ``label_prior``)."""
@@ -94,7 +124,8 @@ class ResumeState:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["ganzoo"] = {"g_step": self.g_step, "d_step": self.d_step,
                                 "skipped_steps": self.skipped_steps, "rng": rng,
-                                "latent_dim": self.latent_dim, **self.sampling}
+                                "latent_dim": self.latent_dim, **self.sampling,
+                                "recipe": self.recipe}
         if self.label_prior is not None:
             checkpoint["ganzoo"]["label_prior"] = self.label_prior.tolist()
 

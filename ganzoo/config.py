@@ -35,6 +35,23 @@ def require_int(key: str, value, minimum: int) -> int:
     return value
 
 
+def check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
+                          ema_start) -> None:
+    """The GAN module's own settings (its constructor calls this), named by their keys."""
+    require_int("model.latent_dim", latent_dim, 1)
+    require_int("n_critic", n_critic, 1)
+    require_int("log_every", log_every, 1)
+    require_int("ema.start", ema_start, 0)
+    if lr_decay not in ("none", "linear"):
+        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
+    if lr_decay == "linear" and not total_steps:
+        raise ConfigError("lr_decay=linear needs the run length (total_steps)")
+    if ema_decay is not None and (isinstance(ema_decay, bool)
+                                  or not isinstance(ema_decay, (int, float))
+                                  or not 0 < ema_decay < 1):
+        raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
+
+
 def _check_int(cfg: DictConfig, key: str, minimum: int) -> None:
     value = _get(cfg, key)
     if value is not None:

@@ -27,6 +27,7 @@ from ganzoo._compat import patch_lightning_pytree
 from ganzoo.checkpoint import ResumeState
 from ganzoo.figures import Figures
 from ganzoo.generation import Generation
+from ganzoo.config import check_module_settings
 from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
 from ganzoo.losses.base import GANLoss, at_least_fp32
 from ganzoo.nets.layers import (
@@ -51,7 +52,8 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
     built for ``ganzoo.nets.pack.packed_shape(data_shape, pack)``); ``spectral_norm``
     normalises every layer of the critic. ``sampling`` is what a checkpoint records for
     sampling without the training stack (the generator's config, the data's name and
-    shape; ``ganzoo.checkpoint.sampling_record``).
+    shape; ``ganzoo.checkpoint.sampling_record``); ``recipe`` what a resumed run must
+    share with its checkpoint (``ganzoo.checkpoint.recipe_record``).
     """
 
     def __init__(
@@ -79,11 +81,12 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         channels_last: bool | None = None,
         name: str | None = None,
         sampling: dict | None = None,
+        recipe: dict | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        _check_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                        ema_start)
+        check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
+                              ema_start)
         if spectral_norm:
             spectral_normalize(discriminator)
         if pack > 1:
@@ -100,6 +103,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.total_steps, self.log_every, self.lr_decay = total_steps, log_every, lr_decay
         self.name, self.sampling = name, dict(sampling or {})
+        self.recipe = dict(recipe or {})  # checked against a checkpoint resumed from
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, draws from label_prior (uniform by default) for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
@@ -294,25 +298,6 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             self.trainer.should_stop = True
         if self.g_step % self.log_every == 0 or self.g_step == self.total_steps:
             self._log_training(d_loss, g_loss, penalty, real_logits, fake_logits)
-
-
-def _check_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                    ema_start) -> None:
-    """The module's own settings, each named by its config key."""
-    from ganzoo.config import ConfigError, require_int
-
-    require_int("model.latent_dim", latent_dim, 1)
-    require_int("n_critic", n_critic, 1)
-    require_int("log_every", log_every, 1)
-    require_int("ema.start", ema_start, 0)
-    if lr_decay not in ("none", "linear"):
-        raise ConfigError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
-    if lr_decay == "linear" and not total_steps:
-        raise ConfigError("lr_decay=linear needs the run length (total_steps)")
-    if ema_decay is not None and (isinstance(ema_decay, bool)
-                                  or not isinstance(ema_decay, (int, float))
-                                  or not 0 < ema_decay < 1):
-        raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
 
 
 def _ema(generator: nn.Module, decay: float) -> AveragedModel:

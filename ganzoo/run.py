@@ -19,6 +19,8 @@ from ganzoo.config import ConfigError
 MAXIMISED = ("eval/hq", "eval/modes", "eval/is")
 # Keys of train.yaml's top level that constructors name bare (``n_critic must ...``).
 TOP_LEVEL = ("n_critic", "log_every", "nonfinite", "lr_decay")
+# Config nodes a message may name alone (``model: dcgan generates ...``).
+GROUPS = ("model", "data", "loss", "penalty", "eval", "optim", "trainer", "metrics", "logger")
 
 
 def instantiate(node, what: str, **kwargs):
@@ -46,7 +48,8 @@ def _named(what: str, exc: BaseException) -> str:
     ``n_critic must ...``), a bare argument completed by its node (``hidden_dim must`` in
     model.generator: ``model.generator.hidden_dim must``), else prefixed by the node."""
     text = str(exc)
-    if re.match(r"^[a-z_]+(\.[a-z_0-9]+)+(:| must |=)", text):
+    if re.match(r"^[a-z_]+(\.[a-z_0-9]+)+(:| must |=)", text) or re.match(
+            rf"^({'|'.join(GROUPS)}):", text):
         return text
     bare = re.match(r"^([a-z_]+) must ", text)
     if bare:
@@ -60,9 +63,43 @@ def build(cfg: DictConfig):
 
     dm = instantiate(cfg.data, "data")
     check_datamodule(dm)
+    try:  # read the data now: missing files are refused before the run writes anything
+        dm.setup("fit")  # (Lightning's own setup call then finds it done)
+    except ValueError as exc:
+        raise ConfigError(_named("data", exc)) from exc
     module = instantiate(cfg.model, "model")
     check_labels(module, dm)
     return dm, module
+
+
+def check_run_directory(out: Path, resume: Path | None) -> None:
+    """A new run never writes over a trained one: a directory holding checkpoints is
+    only written to by a run resuming from one of them."""
+    held = out / "checkpoints" / "last.ckpt"
+    if not held.is_file():
+        return
+    if resume is not None and resume.resolve().parent == held.parent.resolve():
+        return
+    raise ConfigError(f"the run directory {out} holds a trained run ({held}); resume "
+                      f"it with ckpt_path={held}, or choose another directory")
+
+
+def record(cfg: DictConfig, out: Path) -> None:
+    """The run's ``.hydra/`` record (config.yaml, hydra.yaml, overrides.yaml, as Hydra
+    writes them), written only once the run is accepted: train.yaml sets Hydra's own
+    ``output_subdir`` to null, so a refused command leaves an existing run's record as
+    it was. Rank 0 writes it."""
+    from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if not HydraConfig.initialized() or rank_zero_only.rank != 0:
+        return
+    hydra_cfg = HydraConfig.get()
+    where = out / ".hydra"
+    where.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, where / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), where / "hydra.yaml")
+    OmegaConf.save(hydra_cfg.overrides.task, where / "overrides.yaml")
 
 
 def safe_loading() -> dict:

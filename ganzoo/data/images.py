@@ -216,6 +216,11 @@ class ImageDataModule(GANDataModule):
             if self.clusters:
                 self.labels, self.label_prior = cluster_labels(self.images, self.clusters,
                                                                self.seed)
+            elif self.dataset_classes and len(self.labels) and (
+                    int(self.labels.max()) >= self.dataset_classes or int(self.labels.min()) < 0):
+                raise ConfigError(f"data.num_classes={self.dataset_classes}, but the {self.name} "
+                                  f"labels run from {int(self.labels.min())} to "
+                                  f"{int(self.labels.max())}")
             self.batches = DeviceBatches(self.images, self.labels, self.batch_size,
                                          self.seed + 1, self.flip)
             self.batches.seek(self._start)
