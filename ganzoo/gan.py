@@ -71,6 +71,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         log_every: int = 50,
         lr_decay: str = "none",
         nonfinite: str = "stop",
+        loss_limit: float | None = 1e8,
         ema_decay: float | None = None,
         ema_start: int = 0,
         data_shape: Sequence[int] | None = None,
@@ -114,7 +115,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # The labels' distribution when they are k-means clusters (data.clusters): set
         # from the data module at setup, kept in checkpoints for sampling.
         self.register_buffer("label_prior", None, persistent=False)
-        self.guard = NonFiniteGuard(nonfinite)
+        self.guard = NonFiniteGuard(nonfinite, loss_limit)
         # Exponential moving average of the generator's weights (and buffers), updated
         # after every generator step from ema_start on; used for evaluation and sampling.
         self.ema_start = ema_start

@@ -254,3 +254,36 @@ def test_resume_at_an_evaluation_step_is_bit_identical(make_cfg, tmp_path, resum
                           _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
     assert {k: v for k, v in resumed.items() if k.startswith("eval/")} == {
         k: v for k, v in full.items() if k.startswith("eval/")}
+
+
+def test_a_runaway_loss_counts_as_diverged(make_cfg, tmp_path):
+    # A critic rate of 1e4 drives the losses to ~1e28 while they stay finite.
+    cfg = make_cfg("optim.d.lr=1e4", "steps=50", "log_every=1", "ckpt_every=1")
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg)
+    kept = tmp_path / "checkpoints" / "last.ckpt"
+    assert str(err.value) == ("train/d_loss ran away (its magnitude passed loss_limit=1e+08) "
+                              f"at generator step 2; the last finite checkpoint is {kept}")
+    assert read_checkpoint(kept)["ganzoo"]["g_step"] == 1  # step 2 was not saved
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_the_loss_limit_is_a_magnitude_in_both_modes():
+    from ganzoo.guard import NonFiniteGuard
+
+    stop = NonFiniteGuard("stop", limit=10.0)
+    for step, value in enumerate([1.0, -9.0, -11.0, float("nan")], start=1):
+        stop.skip(torch.tensor(value), "train/g_loss", step)
+    with pytest.raises(NonFiniteLossError) as err:
+        stop.check(torch.device("cpu"))
+    assert str(err.value) == ("train/g_loss ran away (its magnitude passed loss_limit=10) "
+                              "at generator step 3")
+    skip = NonFiniteGuard("skip", limit=10.0)
+    assert [skip.skip(torch.tensor(v), "train/d_loss", 1) for v in (9.0, -10.5, 1.0)] == [
+        False, True, False]
+    off = NonFiniteGuard("stop", limit=None)
+    off.skip(torch.tensor(1e30), "train/d_loss", 1)
+    off.check(torch.device("cpu"))  # no limit: finite is fine
+    with pytest.raises(ValueError, match=r"^loss_limit must be a positive number or null, "
+                                         r"got 0$"):
+        NonFiniteGuard("stop", limit=0)
