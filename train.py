@@ -20,6 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ganzoo  # noqa: F401  (registers the config resolvers conf/ uses)
+from ganzoo.storage import StorageError, deferred_signals
 
 log = logging.getLogger("ganzoo")
 
@@ -35,6 +36,7 @@ def train(cfg: DictConfig) -> dict:
     from ganzoo import run
     from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
     from ganzoo.gan import NonFiniteLossError
+    from ganzoo.callbacks import AtomicCheckpointIO
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
     # build) is not news for the user: only their warnings reach the console.
@@ -65,7 +67,8 @@ def train(cfg: DictConfig) -> dict:
         # EarlyStopping and ModelCheckpoint then act on them, not on epoch ends.
         check_val_every_n_epoch=None, val_check_interval=cfg.n_critic * max(cfg.eval_every, 1),
         default_root_dir=str(out), log_every_n_steps=1,
-        strategy=make_strategy(cfg.trainer))  # ddp: ganzoo's GAN-aware DDP
+        strategy=make_strategy(cfg.trainer),  # ddp: ganzoo's GAN-aware DDP
+        plugins=[AtomicCheckpointIO()])  # a failed write keeps the previous checkpoint
     check_trainer(trainer, cfg.trainer)
     # Accepted: from here on the run writes into its directory.
     run.record(cfg, out)
@@ -81,25 +84,52 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=dm, ckpt_path=resume, **run.safe_loading())
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
+    except StorageError as exc:  # a periodic checkpoint could not be written (disk full)
+        status, reason = "failed", str(exc)
     final = ending.figures
     if status == "completed" and not ending.ran:  # a finished run resumed: nothing trained
         final = evaluation.finish(trainer, module, log=False)
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the run's outputs
         return {}
+    # Write: checkpoint, metrics.json, samples.png, the summary. A signal arriving now
+    # (a second Ctrl-C) waits until the files are complete.
+    with deferred_signals() as late:
+        status, reason, metrics = _write(cfg, trainer, module, ending, evaluation, final,
+                                         out, status, reason, start)
+        from ganzoo.loggers import close_loggers
 
-    # Write: checkpoint, metrics.json, samples.png, the summary.
+        run.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
+                    close_loggers(loggers))
+    if status == "diverged":
+        raise NonFiniteLossError(reason)
+    if status == "failed":
+        raise StorageError(reason)
+    if status == "interrupted" or late:
+        raise TrainingInterrupted(ending.signum or late[0], reason or (
+            f"received {signal.Signals(late[0]).name} while writing the run's files; they "
+            "were completed first"))
+    return metrics
+
+
+def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason, start):
+    """The run's last checkpoint and metrics.json; (status, reason, metrics)."""
+    from ganzoo import run
+
     ckpt = out / "checkpoints" / "last.ckpt"
     if status == "diverged":  # keep the last finite checkpoint: write nothing over it
         reason += (f"; the last finite checkpoint is {ckpt}" if ckpt.is_file()
                    else "; no checkpoint had been written yet")
         if module.loss.divergence_hint:
             reason += f"; {module.loss.divergence_hint}"
-    else:
-        trainer.save_checkpoint(ckpt)
+    elif status == "completed":
+        saved = _save(trainer, ckpt)
         if ending.signum:
             status = "interrupted"
             reason = (f"received {signal.Signals(ending.signum).name} at generator step "
-                      f"{module.g_step}; resume with ckpt_path={ckpt}")
+                      f"{module.g_step}; " + (f"resume with ckpt_path={ckpt}" if saved is None
+                                              else saved))
+        elif saved is not None:
+            status, reason = "failed", saved
         elif module.total_steps and module.g_step < module.total_steps and ending.ran:
             status = "stopped early"
             reason = f"a callback stopped training at generator step {module.g_step}"
@@ -114,16 +144,21 @@ def train(cfg: DictConfig) -> dict:
             metrics["eval/protocol"] = protocol  # n_real, n_fake, extractor, resize
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics.update(module.last_train)
-    run.write_outputs(out, metrics, evaluation)
-    from ganzoo.loggers import close_loggers
+    try:
+        run.write_outputs(out, metrics, evaluation)
+    except StorageError as exc:
+        reason = f"{reason}; {exc}" if reason else str(exc)
+        status = "failed" if status == "completed" else status
+    return status, reason, metrics
 
-    run.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
-                close_loggers(loggers))
-    if status == "diverged":
-        raise NonFiniteLossError(reason)
-    if status == "interrupted":
-        raise TrainingInterrupted(ending.signum, reason)
-    return metrics
+
+def _save(trainer, ckpt: Path) -> str | None:
+    """Save the last checkpoint; None, or why it could not be (the previous one kept)."""
+    try:
+        trainer.save_checkpoint(ckpt)
+    except StorageError as exc:
+        return str(exc)
+    return None
 
 
 class TrainingInterrupted(Exception):
@@ -159,6 +194,9 @@ def main(cfg: DictConfig) -> None:
     except NonFiniteLossError as exc:
         print(f"error: training diverged: {exc}", file=sys.stderr)
         sys.exit(3)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except TrainingInterrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         sys.exit(128 + exc.signum)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import threading
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 import ganzoo._compat  # noqa: F401  (checks the ModelCheckpoint methods used here)
 from ganzoo.nets.layers import eval_mode
+from ganzoo.storage import atomic_write
 
 # The evaluation figures the progress bar shows (the rest goes to the loggers only).
 HEADLINE_EVAL = ("eval/fid", "eval/kid", "eval/is", "eval/modes", "eval/hq", "eval/reverse_kl")
@@ -170,6 +173,9 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
     def on_validation_end(self, trainer, pl_module) -> None:
         pass  # checkpoints follow generator steps, not evaluations (checkpoint.best does)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        pass  # train.py writes the final last.ckpt, once, after the final evaluation
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         g = pl_module.g_step
         if g == 0 or g % self.every or g == self._last_g or not pl_module.generator_updated:
@@ -215,3 +221,12 @@ class GracefulInterrupt(L.Callback):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic (temporary file, then rename)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(path, buffer.getvalue())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import hydra
@@ -168,10 +167,12 @@ def json_safe(value):
 
 def write_outputs(out: Path, metrics: dict, evaluation) -> None:
     """metrics.json, and samples.png: the picture of the final generator."""
+    from ganzoo.storage import atomic_write
+
     if metrics["status"] in ("completed", "stopped early") and evaluation.last_picture is not None:
-        shutil.copyfile(evaluation.last_picture, out / "samples.png")
-    (out / "metrics.json").write_text(
-        json.dumps({k: json_safe(v) for k, v in metrics.items()}, indent=2) + "\n")
+        atomic_write(out / "samples.png", evaluation.last_picture.read_bytes())
+    text = json.dumps({k: json_safe(v) for k, v in metrics.items()}, indent=2) + "\n"
+    atomic_write(out / "metrics.json", text.encode())
 
 
 def summary(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
