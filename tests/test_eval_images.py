@@ -202,3 +202,24 @@ def test_bad_metrics_config_is_one_line(over, message):
 def test_all_metrics_off_builds_nothing():
     dm = ImageDataModule("digits", [1, 16, 16])
     assert image_metrics(_metrics_cfg(fid=False, kid=False, **{"is": False}), dm) is None
+
+
+def test_too_few_images_for_kid_and_fid_are_said_once(caplog):
+    """With no more images than a KID subset, every subset holds them all (std about 0):
+    KID then uses half of them, and says so once; FID from fewer images than feature
+    dimensions (6 < the tiny extractor's 8) is flagged once too."""
+    dm = ImageDataModule("digits", [1, 16, 16], batch_size=8)
+    cfg = _metrics_cfg(n_samples=6, batch_size=6, kid_subsets=5, kid_subset_size=1000,
+                       extractor={"_target_": "tests.tiny_extractor.TinyFeatures"})
+    metrics = image_metrics(cfg, dm)
+    with caplog.at_level(logging.WARNING, logger="ganzoo"):
+        first = metrics(_FakeGAN())
+        metrics(_FakeGAN())
+    assert [r.getMessage() for r in caplog.records] == [
+        "eval/fid from 6 images of 8-dimensional features: the covariances are "
+        "rank-deficient and FID is biased high; raise metrics.n_samples to at least 8 "
+        "(10000 is the standard protocol)",
+        "metrics.kid_subset_size=1000 is not below the 6 images compared: every subset "
+        "would hold them all and eval/kid_std read about 0; KID uses subsets of 3 (raise "
+        "metrics.n_samples, or lower metrics.kid_subset_size)"]
+    assert first["eval/kid_std"] > 0

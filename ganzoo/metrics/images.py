@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganzoo.metrics.caveats import SampleSizeCaveats
+
 log = logging.getLogger("ganzoo")
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -135,6 +137,7 @@ class ImageMetrics:
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self._real: Tensor | None = None  # (n_real, d) features of the real images
         self.protocol: dict = {}  # how the last scores were measured (metrics.json)
+        self.caveats = SampleSizeCaveats()
 
     # --- features -------------------------------------------------------------------------
 
@@ -267,13 +270,14 @@ class ImageMetrics:
             )
 
             if self.fid:
+                self.caveats.fid(n_real, n_fake, real.shape[1])
                 fid = FrechetInceptionDistance(_Precomputed(real.shape[1]),
                                                sync_on_compute=False).to(device)
                 fid.update(real, real=True)
                 fid.update(fake, real=False)
                 figures["eval/fid"] = float(fid.compute())
             if self.kid:
-                size = min(self.kid_subset_size, n_real, n_fake)
+                size = self.caveats.kid_subset_size(self.kid_subset_size, n_real, n_fake)
                 kid = KernelInceptionDistance(_Precomputed(real.shape[1]),
                                               subsets=self.kid_subsets, subset_size=size,
                                               sync_on_compute=False).to(device)
