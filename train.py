@@ -28,15 +28,16 @@ log = logging.getLogger("ganzoo")
 def train(cfg: DictConfig) -> dict:
     """Train the GAN that ``cfg`` composes; write the run's outputs; return its metrics."""
     start = time.perf_counter()
-    from ganzoo.config import validate
+    from ganzoo.config import ConfigError, validate
 
     validate(cfg)
     import lightning as L  # heavy imports only once the config is known to be good
 
     from ganzoo import run
+    from ganzoo.callbacks import AtomicCheckpointIO
+    from ganzoo.checkpoint import CheckpointError
     from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
     from ganzoo.gan import NonFiniteLossError
-    from ganzoo.callbacks import AtomicCheckpointIO
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
     # build) is not news for the user: only their warnings reach the console.
@@ -79,13 +80,17 @@ def train(cfg: DictConfig) -> dict:
     # Fit. The stop signal and the final evaluation are settled inside fit
     # (FinalEvaluation, at on_train_end), where under DDP every rank still shares the
     # process group.
-    status, reason = "completed", None
+    status, reason, crashed = "completed", None, False
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=resume, **run.safe_loading())
     except NonFiniteLossError as exc:
         status, reason = "diverged", str(exc)
     except StorageError as exc:  # a periodic checkpoint could not be written (disk full)
         status, reason = "failed", str(exc)
+    except (ConfigError, CheckpointError):
+        raise  # refusals (a setting found wrong once the data is set up): one line, exit 2
+    except Exception as exc:  # noqa: BLE001 - a callback or plug-in failed: keep the run
+        status, reason, crashed = "failed", run.crash_report(exc, out), True
     final = ending.figures
     if status == "completed" and not ending.ran:  # a finished run resumed: nothing trained
         final = evaluation.finish(trainer, module, log=False)
@@ -95,7 +100,7 @@ def train(cfg: DictConfig) -> dict:
     # (a second Ctrl-C) waits until the files are complete.
     with deferred_signals() as late:
         status, reason, metrics = _write(cfg, trainer, module, ending, evaluation, final,
-                                         out, status, reason, start)
+                                         out, status, reason, start, crashed)
         from ganzoo.loggers import close_loggers
 
         run.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
@@ -103,7 +108,7 @@ def train(cfg: DictConfig) -> dict:
     if status == "diverged":
         raise NonFiniteLossError(reason)
     if status == "failed":
-        raise StorageError(reason)
+        raise TrainingFailed(reason) if crashed else StorageError(reason)
     if status == "interrupted" or late:
         raise TrainingInterrupted(ending.signum or late[0], reason or (
             f"received {signal.Signals(late[0]).name} while writing the run's files; they "
@@ -111,7 +116,8 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason, start):
+def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason, start,
+           crashed=False):
     """The run's last checkpoint and metrics.json; (status, reason, metrics)."""
     from ganzoo import run
 
@@ -121,6 +127,10 @@ def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason,
                    else "; no checkpoint had been written yet")
         if module.loss.divergence_hint:
             reason += f"; {module.loss.divergence_hint}"
+    elif crashed:  # what was trained up to the failure is kept
+        saved = _save(trainer, ckpt)
+        reason += (f"; the checkpoint of generator step {module.g_step} is {ckpt}"
+                   if saved is None else f"; {saved}")
     elif status == "completed":
         saved = _save(trainer, ckpt)
         if ending.signum:
@@ -161,6 +171,10 @@ def _save(trainer, ckpt: Path) -> str | None:
     return None
 
 
+class TrainingFailed(RuntimeError):
+    """A callback or other plug-in raised during training; the run's files were written."""
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after saving its checkpoint."""
 
@@ -194,7 +208,7 @@ def main(cfg: DictConfig) -> None:
     except NonFiniteLossError as exc:
         print(f"error: training diverged: {exc}", file=sys.stderr)
         sys.exit(3)
-    except StorageError as exc:
+    except (StorageError, TrainingFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except TrainingInterrupted as exc:

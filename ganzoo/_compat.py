@@ -31,16 +31,16 @@ from lightning.fabric.utilities.seed import (  # noqa: E402
     _collect_rng_states as collect_rng_states,
 )
 from lightning.fabric.utilities.seed import _set_rng_states as set_rng_states  # noqa: E402
+
+# ModelCheckpoint's protected methods that GeneratorStepCheckpoint overrides or calls to
+# save by generator step; their signatures are the same across the range above.
+from lightning.pytorch.callbacks import ModelCheckpoint as _ModelCheckpoint  # noqa: E402
 from lightning.pytorch.overrides.distributed import (  # noqa: E402
     _sync_module_states as sync_module_states,
 )
 from lightning.pytorch.strategies.launchers.subprocess_script import (  # noqa: E402
     _SubprocessScriptLauncher as SubprocessScriptLauncher,
 )
-
-# ModelCheckpoint's protected methods that GeneratorStepCheckpoint overrides or calls to
-# save by generator step; their signatures are the same across the range above.
-from lightning.pytorch.callbacks import ModelCheckpoint as _ModelCheckpoint  # noqa: E402
 
 CHECKPOINT_METHODS = ("_monitor_candidates", "_should_skip_saving_checkpoint",
                       "_save_topk_checkpoint", "_save_last_checkpoint")
@@ -49,6 +49,7 @@ if _moved:
     raise ImportError(f"this Lightning's ModelCheckpoint lacks {', '.join(_moved)}, which "
                       "ganzoo's GeneratorStepCheckpoint uses; install lightning<2.7")
 
-__all__ = ["CHECKPOINT_METHODS", "SubprocessScriptLauncher", "collect_rng_states", "patch_lightning_pytree",
+__all__ = ["CHECKPOINT_METHODS", "SubprocessScriptLauncher", "collect_rng_states",
+           "patch_lightning_pytree",
            "set_num_threads_if_needed", "set_rng_states", "sync_module_states"]
 

@@ -99,7 +99,8 @@ def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
 
     def flat(node, prefix=""):
         if isinstance(node, dict):
-            return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+            return {k: v for key, sub in node.items()
+                    for k, v in flat(sub, f"{prefix}{key}.").items()}
         return {prefix[:-1]: node}
 
     old, new = flat(saved), flat(recipe)

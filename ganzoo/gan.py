@@ -25,9 +25,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.checkpoint import ResumeState
+from ganzoo.config import check_module_settings
 from ganzoo.figures import Figures
 from ganzoo.generation import Generation
-from ganzoo.config import check_module_settings
 from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
 from ganzoo.losses.base import GANLoss, at_least_fp32
 from ganzoo.nets.layers import (

@@ -101,6 +101,21 @@ def record(cfg: DictConfig, out: Path) -> None:
     OmegaConf.save(hydra_cfg.overrides.task, where / "overrides.yaml")
 
 
+def crash_report(exc: BaseException, out: Path) -> str:
+    """One line for an exception raised inside training (a failing callback, say); its
+    traceback goes to ``<run>/traceback.txt`` for whoever debugs it."""
+    import traceback
+
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    try:
+        (out / "traceback.txt").write_text("".join(traceback.format_exception(exc)))
+        where = f" (traceback in {out / 'traceback.txt'})"
+    except OSError:
+        where = ""
+    return f"training stopped on an error: {line}{where}"
+
+
 def safe_loading() -> dict:
     """Lightning's own read of a resumed checkpoint, restricted to tensors and plain data
     as ganzoo's read before it (``fit(weights_only=True)``, Lightning >= 2.6)."""

@@ -1,8 +1,8 @@
 """Writing a run's files so that a failure never leaves half a file.
 
-Every checkpoint (Lightning's saves go through ``ganzoo.callbacks.AtomicCheckpointIO``), ``metrics.json``
-and ``samples.png`` is written to a temporary file beside its destination and renamed
-over it: a full disk or a kill mid-write leaves the previous file as it was, and
+Every checkpoint (Lightning's saves go through ``ganzoo.callbacks.AtomicCheckpointIO``),
+``metrics.json`` and ``samples.png`` is written to a temporary file beside its destination
+and renamed over it: a full disk or a kill mid-write leaves the previous file as it was, and
 ``StorageError`` says so in one line. ``deferred_signals`` lets the final writes finish
 when a second Ctrl-C arrives during them.
 """

@@ -8,12 +8,13 @@ import torch
 from PIL import Image
 
 import ganzoo
-from ganzoo.config import ConfigError, validate
+from ganzoo.config import ConfigError
 from ganzoo.data.images import ImageDataModule, cluster_labels
 from ganzoo.gan import GAN
 from ganzoo.losses import NonSaturating
 from ganzoo.sample import main, sample
 from train import train
+
 from .conftest import refusal
 
 TINY = ("model.generator.width=8", "model.discriminator.width=8", "steps=2",

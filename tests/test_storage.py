@@ -11,7 +11,7 @@ import pytest
 import ganzoo.storage
 from ganzoo.checkpoint import read_checkpoint
 from ganzoo.storage import StorageError, atomic_write, deferred_signals
-from train import TrainingInterrupted, train
+from train import TrainingFailed, TrainingInterrupted, train
 
 from .test_reliability import SignalAt
 
@@ -105,3 +105,22 @@ def test_deferred_signals_are_noted_then_restored():
         os.kill(os.getpid(), signal.SIGTERM)
     assert late == [signal.SIGINT, signal.SIGTERM]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_failing_callback_keeps_the_run_and_is_one_line(make_cfg, tmp_path):
+    # EarlyStopping on a figure no evaluation logs raises at the first evaluation.
+    with pytest.raises(TrainingFailed) as err:
+        train(make_cfg("steps=6", "eval_every=2", "ckpt_every=100",
+                       "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+                       "+callbacks.stop.monitor=eval/nope"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("training stopped on an error: RuntimeError: Early stopping "
+                              "conditioned on metric `eval/nope` which is not available.")
+    assert message.endswith(f"(traceback in {tmp_path / 'traceback.txt'}); the checkpoint "
+                            f"of generator step 2 is {last}")
+    assert read_checkpoint(last)["ganzoo"]["g_step"] == 2
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["reason"] == message
+    assert "EarlyStopping" in (tmp_path / "traceback.txt").read_text()
