@@ -116,6 +116,26 @@ class ResumeState:
     """The checkpoint hooks of the GAN module: everything a bit-exact resume needs beyond
     what Lightning stores, and what sampling needs (``sampling``, ``label_prior``)."""
 
+    # What GAN(...) cannot be built without; Lightning's load_from_checkpoint finds them
+    # nowhere in a ganzoo checkpoint (the module is built from its Hydra config).
+    _BUILT_FROM = ("generator", "discriminator", "loss", "optimizer_g", "optimizer_d",
+                   "latent_dim")
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loader, when the networks, loss and optimisers are given as keyword
+        arguments (the checkpoint supplies the weights and state); without them, one line
+        saying what to use instead."""
+        missing = [name for name in cls._BUILT_FROM if name not in kwargs]
+        if missing:
+            raise TypeError(
+                f"GAN.load_from_checkpoint needs {', '.join(missing)} as keyword arguments: "
+                "a ganzoo checkpoint keeps weights, not the Hydra config that builds the "
+                f"module. To sample: ganzoo.load_generator({str(checkpoint_path)!r}); to "
+                f"train on: uv run train.py <its overrides> ckpt_path={checkpoint_path}")
+        kwargs.setdefault("weights_only", True)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Everything a bit-exact resume needs beyond what Lightning stores (weights,
         # optimisers, schedulers, loop counters): the place in the k:1 schedule and the

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import ganzoo
-from ganzoo.checkpoint import CheckpointError
+from ganzoo.checkpoint import CheckpointError, read_checkpoint
 from ganzoo.nets import GENERATORS
 from ganzoo.sample import main, sample
 from train import train
@@ -241,3 +241,26 @@ def test_a_failed_write_leaves_no_partial_file(ckpt, tmp_path, capsys, monkeypat
         f"error: --out: cannot write {out} (No space left on device)"
     assert out.read_bytes() == b"old samples"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy"]
+
+
+def test_lightning_load_from_checkpoint_points_to_what_works(ckpt, make_cfg):
+    ring_ckpt = ckpt
+    from hydra.utils import instantiate
+
+    from ganzoo.gan import GAN
+
+    with pytest.raises(TypeError) as err:
+        GAN.load_from_checkpoint(ring_ckpt)
+    assert str(err.value) == (
+        "GAN.load_from_checkpoint needs generator, discriminator, loss, optimizer_g, "
+        "optimizer_d, latent_dim as keyword arguments: a ganzoo checkpoint keeps weights, "
+        f"not the Hydra config that builds the module. To sample: "
+        f"ganzoo.load_generator({str(ring_ckpt)!r}); to train on: uv run train.py <its "
+        f"overrides> ckpt_path={ring_ckpt}")
+    # Given what builds it, Lightning's loader restores the weights.
+    cfg = make_cfg().model
+    parts = {k: instantiate(cfg[k]) for k in ("generator", "discriminator", "loss")}
+    parts |= {k: instantiate(cfg[k]) for k in ("optimizer_g", "optimizer_d")}
+    module = GAN.load_from_checkpoint(ring_ckpt, latent_dim=cfg.latent_dim, **parts)
+    saved = read_checkpoint(ring_ckpt)["state_dict"]
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in saved.items())
