@@ -204,3 +204,13 @@ def test_no_file_in_the_library_is_long():
     assert long == {}
 
 
+
+
+def test_the_documented_own_trainer_runs(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the example composes ./conf, as from the repository root
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    module = _doc_module("Your own Trainer", "own_trainer")  # its assert checks the counts
+    assert module.gan.g_step == 30
+    GlobalHydra.instance().clear()
