@@ -68,7 +68,34 @@ def build(cfg: DictConfig):
         raise ConfigError(_named("data", exc)) from exc
     module = instantiate(cfg.model, "model")
     check_labels(module, dm)
+    for player in ("g", "d"):
+        check_optimizer(cfg.optim[player], getattr(module, f"optimizer_{player}"),
+                        f"optim.{player}")
     return dm, module
+
+
+def check_optimizer(node, factory, key: str) -> None:
+    """An optimiser's settings, tried on one parameter now rather than when training starts
+    (e.g. Adam's betas left on optim.g._target_=torch.optim.SGD)."""
+    import inspect
+
+    import torch
+
+    target = node.get("_target_", "")
+    try:
+        accepted = inspect.signature(hydra.utils.get_class(target)).parameters
+    except Exception:  # noqa: BLE001 - not a class (a factory function): try it as it is
+        accepted = None
+    if accepted is not None and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = [k for k in node if not k.startswith("_") and k not in accepted]
+        if unknown:
+            drop = " ".join(f"~{key}.{k}" for k in unknown)
+            raise ConfigError(f"{key}: {target} does not take {', '.join(unknown)} (drop "
+                              f"{'it' if len(unknown) == 1 else 'them'} with {drop})")
+    try:
+        factory([torch.nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
 
 
 def check_run_directory(out: Path, resume: Path | None) -> None:

@@ -146,6 +146,9 @@ def test_r1_keys_point_to_the_penalty_group(make_cfg, override):
     ("log_every=0", "log_every must be >= 1, got 0"),
     ("lr_decay=cosine", "lr_decay must be 'none' or 'linear', got 'cosine'"),
     ("model.latent_dim=0", "model.generator.latent_dim must be >= 1, got 0"),
+    ("optim.g._target_=torch.optim.SGD",
+     "optim.g: torch.optim.SGD does not take betas (drop it with ~optim.g.betas)"),
+    ("loss=wasserstein +optim.d.alpha=-1", "optim.d: Invalid alpha value: -1"),
     ("model.generator.hidden_dim=0", "model.generator.hidden_dim must be >= 1, got 0"),
     ("model.discriminator.n_layers=-1", "model.discriminator.n_layers must be >= 0, got -1"),
     ("model=dcgan data=digits model.discriminator.width=0",
@@ -188,3 +191,10 @@ def test_cli_unknown_option_lists_what_exists(tmp_path):
     res = _cli("stepz=5", f"hydra.run.dir={tmp_path}")
     assert res.returncode != 0
     assert "Key 'stepz' is not in struct" in res.stderr
+
+
+def test_rmsprop_keeps_the_models_rates_and_wasserstein_its_papers(make_cfg):
+    rates = lambda cfg: (cfg.optim.g.lr, cfg.optim.d.lr)  # noqa: E731
+    assert rates(make_cfg("optim=rmsprop")) == rates(make_cfg())  # the MLP's own rates
+    assert make_cfg("optim=rmsprop").optim.g._target_ == "torch.optim.RMSprop"
+    assert rates(make_cfg("loss=wasserstein")) == (5e-5, 5e-5)  # Arjovsky et al. 2017
