@@ -15,6 +15,8 @@ update) and is kept out of everything users see: figures are logged with ``step`
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -108,8 +110,10 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, draws from label_prior (uniform by default) for fakes.
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
-        if conditional is not None and bool(conditional) != (self.num_classes > 0):
-            # model.conditional is the switch the networks read; they must agree with it.
+        if conditional is not None and bool(conditional) != (self.num_classes > 0) and (
+                "conditional" in inspect.signature(type(generator)).parameters):
+            # model.conditional is the switch conditional architectures read; they must
+            # agree with it (an architecture without the switch, mlp, is unconditional).
             raise ValueError(f"model.conditional={str(bool(conditional)).lower()} but the "
                              f"generator has num_classes={self.num_classes}")
         # The labels' distribution when they are k-means clusters (data.clusters): set
