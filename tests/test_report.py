@@ -90,3 +90,34 @@ def test_unknown_metric_names_the_flag(sweep, capsys):
     assert main([str(sweep), "--metric", "train/nothing", "--csv", str(sweep / "x.csv")]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --metric train/nothing: no job's logs/metrics.csv has it")
+
+
+def _job(sweep, name: str, overrides: list[str], metrics: dict) -> None:
+    """One job folder as `train.py -m logger=wandb` leaves it: no logs/metrics.csv."""
+    (sweep / name / ".hydra").mkdir(parents=True)
+    (sweep / name / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    (sweep / name / "wandb").mkdir()
+    (sweep / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_sweep_without_csv_logs_gets_its_table_from_metrics_json(tmp_path, capsys):
+    for name, loss, seed, d_loss in (("0", "minimax", 0, 1.0), ("1", "minimax", 1, 2.0),
+                                     ("2", "wgan_gp", 0, -3.0), ("3", "wgan_gp", 1, -5.0)):
+        _job(tmp_path, name, [f"loss={loss}", f"seed={seed}", "logger=wandb"],
+             {"status": "completed", "train/d_loss": d_loss, "wall_time_s": 10.0})
+    assert main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "all jobs: logger=wandb",
+        "",
+        "| configuration | seeds | train/d_loss | wall_time_s |",
+        "|---|---|---|---|",
+        "| loss=minimax | 2 | 1.5 ± 0.71 | 10 ± 0 |",
+        "| loss=wgan_gp | 2 | -4 ± 1.4 | 10 ± 0 |",
+        "",
+        f"table: {tmp_path / 'report.csv'}",
+        "plot:  none (no job has logs/metrics.csv; curves need logger=csv)",
+    ]
+    assert not list(tmp_path.glob("*.png"))
+    with open(tmp_path / "report.csv", newline="") as f:
+        rows = {r["configuration"]: r for r in csv.DictReader(f)}
+    assert float(rows["loss=wgan_gp"]["train/d_loss_mean"]) == -4.0
