@@ -182,7 +182,9 @@ def plot(path: Path, jobs: list[Job], metric: str) -> None:
         steps = sorted(set.intersection(*(set(c) for c in seeds)))
         values = np.array([[c[s] for s in steps] for c in seeds])  # (seeds, steps)
         mean = values.mean(axis=0)
-        line, = ax.plot(steps, mean, label=f"{_label(config, common)} (n={len(seeds)})")
+        # Markers: a configuration logged at one step is a point, which a bare line hides.
+        line, = ax.plot(steps, mean, marker="o", ms=3,
+                        label=f"{_label(config, common)} (n={len(seeds)})")
         if len(seeds) > 1:
             std = values.std(axis=0, ddof=1)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)

@@ -121,3 +121,23 @@ def test_a_sweep_without_csv_logs_gets_its_table_from_metrics_json(tmp_path, cap
     with open(tmp_path / "report.csv", newline="") as f:
         rows = {r["configuration"]: r for r in csv.DictReader(f)}
     assert float(rows["loss=wgan_gp"]["train/d_loss_mean"]) == -4.0
+
+
+def test_a_series_of_one_step_is_drawn_as_a_point(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from ganzoo.report import find_jobs, plot
+
+    for name, seed in (("0", 0), ("1", 1)):
+        _job(tmp_path, name, ["loss=minimax", f"seed={seed}"], {"status": "completed"})
+        (tmp_path / name / "logs").mkdir()
+        (tmp_path / name / "logs" / "metrics.csv").write_text(
+            f"step,train/d_loss\n4,{1.0 + seed}\n")
+    drawn = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig),
+                                                                   save(fig, *a, **k)))
+    plot(tmp_path / "p.png", find_jobs(tmp_path), "train/d_loss")
+    (line,) = drawn[0].axes[0].lines
+    assert line.get_marker() == "o"
+    assert (list(line.get_xdata()), list(line.get_ydata())) == ([4], [1.5])
