@@ -1,4 +1,5 @@
-"""Pictures a person looks at first: samples over the data, with the critic behind them.
+"""Pictures a person looks at first: samples over the data, with the critic behind them,
+and grids of generated images large enough to read, each tile named by its label.
 
 matplotlib is imported only when a picture is drawn.
 """
@@ -116,3 +117,31 @@ def _plot_1d(ax, real: Tensor, fake: Tensor, D: nn.Module,
     ax2.legend(loc="upper left", fontsize=8)
     ax.set_ylabel("density")
     ax.set_xlabel("x")
+
+
+def image_grid(images: Tensor, labels: Tensor | None = None, prefix: str = "",
+               nrow: int = 8, tile: int = 64):
+    """A PIL image of ``images`` (N, C, H, W) in [-1, 1], each upscaled (nearest
+    neighbour, whole factors) to about ``tile`` pixels: a 16x16 digit at 1:1 is too
+    small to read. With ``labels`` (N,), each tile carries ``prefix`` + its label."""
+    import torch.nn.functional as F
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    x = images.detach().float().cpu().clamp(-1, 1).add(1).div(2)  # (N, C, H, W) in [0, 1]
+    scale = max(1, tile // max(x.shape[-2:]))
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="nearest")
+    pad = 2
+    grid = make_grid(x, nrow=nrow, padding=pad, pad_value=1.0)  # (3, H', W')
+    picture = Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy())
+    if labels is not None:
+        draw = ImageDraw.Draw(picture)
+        h, w = x.shape[-2:]
+        for i, label in enumerate(labels.tolist()):
+            left, top = pad + (i % nrow) * (w + pad), pad + (i // nrow) * (h + pad)
+            text = f"{prefix}{label}"
+            box = draw.textbbox((left + 2, top + 1), text)
+            draw.rectangle((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), fill=(0, 0, 0))
+            draw.text((left + 2, top + 1), text, fill=(255, 220, 0))
+    return picture
