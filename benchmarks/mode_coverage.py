@@ -4,12 +4,15 @@ Trains every configuration on ``experiment=ring_pacgan`` and ``experiment=grid_p
 (PacGAN's 2-D setup, Lin et al. 2018) for several seeds, and prints the mean ± standard
 deviation over seeds of the modes covered, the % of high-quality samples and the reverse
 KL (2,500 samples; ``ganzoo.metrics.toy``) next to the published rows. The table is also
-written into the "Mode coverage" section of ``benchmarks/RESULTS.md`` (its ### subsections
-and the file's other sections are kept).
+written, as a "Mode coverage" section, into ``RESULTS.md`` of the run directory
+(``outputs/mode_coverage/<time>/RESULTS.md``), or into ``--out``. The tracked
+``benchmarks/RESULTS.md`` holds the 5-seed table of record, so a smoke run must not
+overwrite it: it is updated only with ``--update-results`` (its ### subsections and its
+other sections are kept).
 
-    uv run python benchmarks/mode_coverage.py                   # 8 configs x 5 seeds x 2
+    uv run python benchmarks/mode_coverage.py --update-results  # 8 configs x 5 seeds x 2
     uv run python benchmarks/mode_coverage.py --data grid --configs nonsaturating,pack4 \\
-        --seeds 0,1 --jobs 2
+        --seeds 0,1 --jobs 2                                    # table in the run directory
     uv run python benchmarks/mode_coverage.py --steps 4000      # another step budget
 
 Runs go to ``--runs-dir`` (each a normal run directory: metrics.json, samples.png, the
@@ -35,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+#: The tracked table of record, written only with --update-results.
+RECORD = ROOT / "benchmarks" / "RESULTS.md"
 
 #: name -> (label, Hydra overrides on top of the experiment preset)
 CONFIGS: dict[str, tuple[str, list[str]]] = {
@@ -263,7 +268,7 @@ def write_section(path: Path, body: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
     parser.add_argument("--configs", default=",".join(CONFIGS),
@@ -277,11 +282,33 @@ def main(argv: list[str] | None = None) -> None:
                         help="generator steps per run for k = 1 losses (k = 5: a fifth); "
                              "default: the budget's")
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at once")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"),
-                        help="Markdown file whose 'Mode coverage' section is (re)written; "
-                             "'-' writes none")
+    parser.add_argument("--out", default=None,
+                        help="Markdown file whose 'Mode coverage' section is (re)written "
+                             "(default: RESULTS.md in the runs directory); '-' writes none")
+    parser.add_argument("--update-results", action="store_true",
+                        help=f"write the section into {RECORD.relative_to(ROOT)}, the tracked "
+                             "table of record (a full run's; never by default)")
     parser.add_argument("--runs-dir", default=None,
                         help="where the run directories go (default outputs/mode_coverage/<time>)")
+    return parser
+
+
+def output_paths(args: argparse.Namespace, stamp: str) -> tuple[Path, Path | None]:
+    """(runs directory, Markdown file for the table or None): the table goes beside the
+    runs unless asked for elsewhere, so only --update-results touches the tracked file."""
+    runs = Path(args.runs_dir or ROOT / "outputs" / "mode_coverage" / stamp)
+    if args.update_results and args.out is not None:
+        raise SystemExit(f"error: --update-results writes {RECORD.relative_to(ROOT)}; "
+                         "give it or --out, not both")
+    if args.update_results:
+        return runs, RECORD
+    if args.out == "-":
+        return runs, None
+    return runs, Path(args.out) if args.out else runs / "RESULTS.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -295,8 +322,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--data: unknown {d!r}; choose ring or grid")
     if args.jobs < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--jobs and --steps must be >= 1")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    runs = Path(args.runs_dir or ROOT / "outputs" / "mode_coverage" / stamp)
+    runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(d, c, s, args.budget, args.steps, str(runs / d / c / f"seed{s}"))
             for d in datasets for c in configs for s in seeds]
     cpus = os.cpu_count() or 1
@@ -328,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     checks = targets(results)
     print("\n" + tab + "\n\n" + "\n".join(checks))
     print(f"\n{len(jobs)} runs in {total / 60:.1f} min on {machine}")
-    if args.out != "-":
+    if out is not None:
         cmd = "uv run python benchmarks/mode_coverage.py " + " ".join(
             sys.argv[1:] if argv is None else argv)
         body = (f"## Mode coverage\n\nModes covered (of 8 / 25), % high-quality samples and "
@@ -337,8 +363,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{CPU_NOTE if args.budget == 'cpu' else ''}. Produced by "
                 f"`{cmd.strip()}` in {total / 60:.1f} min on {machine}.\n\n{tab}\n\n"
                 f"{PUBLISHED_NOTE}\n\nTargets:\n\n" + "\n".join(checks) + "\n")
-        write_section(Path(args.out), body)
-        print(f"wrote the Mode coverage section of {args.out}")
+        write_section(out, body)
+        print(f"wrote the Mode coverage section of {out}")
 
 
 if __name__ == "__main__":

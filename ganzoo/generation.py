@@ -42,6 +42,14 @@ class Generation:
         return self.generator
 
 
+    def default_labels(self, n: int, seed: int = 0) -> Tensor | None:
+        """The labels ``generate(n, seed)`` makes when given none (None if unconditional):
+        the classes in turn, or k-means clusters by their shares from their own stream;
+        pictures read them to name what each sample is."""
+        return draw_labels(n, self.num_classes, self.label_prior, device=self.device,
+                           generator=torch.Generator(device=self.device).manual_seed(seed),
+                           in_turn=self.label_prior is None)
+
     @torch.no_grad()
     def generate(self, n: int, seed: int = 0, batch_size: int = 4096,
                  labels: Tensor | None = None, raw: bool = False) -> Tensor:
@@ -57,11 +65,7 @@ class Generation:
             raise ValueError("labels: this generator is not class-conditional")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         if self.num_classes:
-            if labels is None:
-                labels = draw_labels(
-                    n, self.num_classes, self.label_prior, device=self.device,
-                    generator=torch.Generator(device=self.device).manual_seed(seed),
-                    in_turn=self.label_prior is None)
+            labels = self.default_labels(n, seed) if labels is None else labels
             labels = torch.as_tensor(labels).to(self.device)
             if labels.shape != (n,):
                 raise ValueError(f"labels: need {n} labels, got shape {tuple(labels.shape)}")

@@ -8,6 +8,10 @@ its overrides minus ``seed=``, and the jobs of one configuration are its seeds. 
 a markdown table (only the overrides that vary name a configuration), writes the same
 figures to a CSV, and plots one metric from each job's ``logs/metrics.csv`` against
 generator steps: per configuration the mean over seeds with a ±1 std band.
+
+The figures come from each job's ``metrics.json``, which every run writes whatever its
+logger; the CSV logs (``logger=csv``) are read only for the curves, so a sweep logged
+only to wandb or TensorBoard gets its table and no plot.
 """
 
 from __future__ import annotations
@@ -151,6 +155,12 @@ def read_curve(job: Job, metric: str) -> dict[int, float]:
                 if r.get(metric) not in (None, "")}
 
 
+def has_curves(jobs: list[Job]) -> bool:
+    """Whether any job logged to CSV; without one there is nothing to plot, which is no
+    error (a wandb- or TensorBoard-only sweep still has its metrics.json)."""
+    return any((j.path / "logs" / "metrics.csv").is_file() for j in jobs)
+
+
 def plot(path: Path, jobs: list[Job], metric: str) -> None:
     """The metric against generator steps: per configuration the mean over its seeds
     at the steps every seed logged, with a ±1 std band."""
@@ -172,7 +182,9 @@ def plot(path: Path, jobs: list[Job], metric: str) -> None:
         steps = sorted(set.intersection(*(set(c) for c in seeds)))
         values = np.array([[c[s] for s in steps] for c in seeds])  # (seeds, steps)
         mean = values.mean(axis=0)
-        line, = ax.plot(steps, mean, label=f"{_label(config, common)} (n={len(seeds)})")
+        # Markers: a configuration logged at one step is a point, which a bare line hides.
+        line, = ax.plot(steps, mean, marker="o", ms=3,
+                        label=f"{_label(config, common)} (n={len(seeds)})")
         if len(seeds) > 1:
             std = values.std(axis=0, ddof=1)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -201,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         rows, keys, common = summarise(jobs)
         csv_path = args.csv or args.sweep / "report.csv"
         plot_path = args.plot or args.sweep / f"report_{args.metric.replace('/', '_')}.png"
-        plot(plot_path, jobs, args.metric)
+        if has_curves(jobs):
+            plot(plot_path, jobs, args.metric)
         write_csv(csv_path, rows, keys)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -209,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     if common:
         print("all jobs: " + " ".join(sorted(common)) + "\n")
     print(markdown(rows, keys))
-    print(f"\ntable: {csv_path}\nplot:  {plot_path}")
+    print(f"\ntable: {csv_path}")
+    print(f"plot:  {plot_path}" if has_curves(jobs) else
+          "plot:  none (no job has logs/metrics.csv; curves need logger=csv)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Sample from a trained generator, without the training stack.
 
     uv run python -m ganzoo.sample CKPT --n 64 --out grid.png   # or .npy / .pt
-    uv run python -m ganzoo.sample CKPT --n 10 --class 3 --out threes.png
+    uv run python -m ganzoo.sample CKPT --n 10 --class 3 --out class3.png
 
     from ganzoo import load_generator
     G = load_generator("outputs/.../checkpoints/last.ckpt")
@@ -12,6 +12,10 @@ no logger, no Lightning. It is read with ``torch.load(weights_only=True)``, and 
 builds only ganzoo's own generators (``ganzoo.nets.GENERATORS``): a checkpoint is data and
 never chooses what code runs. The CLI checks its arguments before reading the checkpoint
 and writes its output atomically, so a refusal or a failure leaves nothing on disk.
+
+``--class c`` on a model trained on k-means clusters (``data.clusters``, the digits
+default; the checkpoint keeps their shares as ``label_prior``) asks for cluster c, a
+group of similar training images, not the digit c; the CLI says which it made.
 """
 
 from __future__ import annotations
@@ -120,8 +124,9 @@ def check_out(out: Path) -> None:
         raise ValueError(f"--out: cannot write {out} ({parent} is not writable)")
 
 
-def save_samples(x: Tensor, out: Path) -> None:
-    """.pt / .npy: raw samples; .png: an image grid, or a scatter plot for 1-D/2-D data.
+def save_samples(x: Tensor, out: Path, title: str = "") -> None:
+    """.pt / .npy: raw samples; .png: an image grid, or a scatter plot (1-D: histogram)
+    for vector data, titled ``title`` so a picture says what it shows.
 
     Written to a hidden file beside ``out``, then renamed over it: an interrupted or
     failed write never leaves a partial file under the name asked for.
@@ -131,13 +136,13 @@ def save_samples(x: Tensor, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as f:  # "x": never through a file or link already there
-            _write(x, out.suffix.lower(), f)
+            _write(x, out.suffix.lower(), f, title)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _write(x: Tensor, suffix: str, f) -> None:
+def _write(x: Tensor, suffix: str, f, title: str = "") -> None:
     if suffix == ".pt":
         torch.save(x.cpu(), f)
     elif suffix == ".npy":
@@ -162,9 +167,15 @@ def _write(x: Tensor, suffix: str, f) -> None:
             ax.set_aspect("equal")
         else:
             ax.hist(pts[:, 0], bins=80)
+        ax.set_title(title, fontsize=8)
         fig.tight_layout()
         fig.savefig(f, format="png")
         plt.close(fig)
+
+
+def _short(path: Path) -> str:
+    """The checkpoint as a title names it: its run folder and file, not the whole path."""
+    return "/".join(path.parts[-3:])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -176,8 +187,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="output file: .png, .npy or .pt (default samples.png)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--class", dest="label", type=int, default=None,
-                        help="class to generate (conditional models; a cluster when "
-                             "trained with data.clusters)")
+                        help="class to generate (conditional models; a k-means cluster "
+                             "of the training images when trained with data.clusters)")
     parser.add_argument("--raw", action="store_true",
                         help="use the raw generator instead of its EMA weights")
     parser.add_argument("--device", default="cpu", help="e.g. cpu, cuda, cuda:1 (default cpu)")
@@ -194,19 +205,24 @@ def main(argv: list[str] | None = None) -> int:
         check_out(args.out)
         device = check_device(args.device)
         G = load_generator(args.ckpt, ema=not args.raw, device=device)
-        labels = None
+        labels, which, note = None, "", ""
         if args.label is not None:
             if G.num_classes and not 0 <= args.label < G.num_classes:
                 raise ValueError(f"--class must be in [0, {G.num_classes - 1}], got {args.label}")
             labels = torch.full((args.n,), args.label, dtype=torch.long)
-        save_samples(sample(G, args.n, args.seed, labels), args.out)
+            clusters = getattr(G, "label_prior", None) is not None  # data.clusters labels
+            which = f"{'cluster' if clusters else 'class'} {args.label}"
+            note = " (k-means cluster of the training images, not a digit class)" * clusters
+        title = f"{_short(args.ckpt)} · {args.n} samples" + (f" of {which}" if which else "")
+        save_samples(sample(G, args.n, args.seed, labels), args.out, title)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the output could not be written after all (disk full, ...)
         print(f"error: --out: cannot write {args.out} ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    print(f"wrote {args.n} samples to {args.out}")
+    print(f"wrote {args.n} samples" + (f" of {which}{note}" if which else "")
+          + f" to {args.out}")
     return 0
 
 

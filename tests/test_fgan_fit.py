@@ -111,3 +111,18 @@ def test_unknown_divergence_is_one_clear_error(make_cfg):
     cfg = make_cfg("experiment=fgan_gaussian_fit", "fit.divergences=[kl,hellinger]")
     with pytest.raises(ConfigError, match="fit.divergences"):
         run(cfg, train)
+
+
+def test_fits_figure_has_a_panel_per_divergence(tmp_path):
+    from PIL import Image
+
+    from ganzoo.experiments.fgan_gaussian_fit import plot_fits
+
+    rows = [{"divergence": name, "mu_hat": mu, "sigma_hat": 0.6, "mu_star": -1.0,
+             "sigma_star": 0.5, "status": status}
+            for name, mu, status in (("kl", -0.4, "completed"), ("js", -1.0, "completed"),
+                                     ("neyman", math.nan, "diverged"))]
+    plot_fits(tmp_path / "fits.png", rows, *MIX, steps=20)
+    # Three panels in one row of 3.2 x 2.6 inches at 110 dpi.
+    with Image.open(tmp_path / "fits.png") as image:
+        assert image.size == (1056, 286)

@@ -113,6 +113,19 @@ def test_fgan_gan_critic_equals_minimax_critic():
     assert_close(FGAN("gan").g_loss(None, t(FAKE)), NonSaturating().g_loss(None, t(FAKE)))
 
 
+def test_fgan_js_practical_differs_from_nonsaturating_only_by_constants():
+    """docs/losses.md: with the same seed and optimiser, fgan (js) trains as nonsaturating."""
+    real, fake = t(REAL).requires_grad_(), t(FAKE).requires_grad_()
+    js, ns = FGAN("js"), NonSaturating()
+    assert_close(js.d_loss(real, fake), ns.d_loss(real, fake) - 2 * math.log(2))
+    assert_close(js.g_loss(None, fake), ns.g_loss(None, fake) - math.log(2))
+    def grads(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(x, (real, fake), allow_unused=True, materialize_grads=True)
+
+    assert_close(grads(js.d_loss(real, fake)), grads(ns.d_loss(real, fake)))
+    assert_close(grads(js.g_loss(None, fake)), grads(ns.g_loss(None, fake)))
+
+
 def test_fgan_is_stable_for_large_logits():
     big = torch.tensor([-60.0, 60.0], dtype=torch.float64)
     for name in ("js", "gan"):

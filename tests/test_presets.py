@@ -1,6 +1,7 @@
 """The PacGAN 2-D presets compose with their documented values and train."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,24 @@ def test_benchmark_rewrites_only_its_section(tmp_path):
     fresh = tmp_path / "new.md"
     bench.write_section(fresh, "## Mode coverage\n\nrows\n")
     assert fresh.read_text() == "# Benchmark results\n\n## Mode coverage\n\nrows\n"
+
+
+def test_benchmark_writes_the_tracked_results_only_when_asked(tmp_path):
+    bench = _bench()
+    parse = bench.build_parser().parse_args
+    runs, out = bench.output_paths(parse([]), "20260101-000000")
+    assert runs == bench.ROOT / "outputs" / "mode_coverage" / "20260101-000000"
+    assert out == runs / "RESULTS.md" and out != bench.RECORD
+    assert bench.output_paths(parse(["--runs-dir", str(tmp_path)]), "t") == (
+        tmp_path, tmp_path / "RESULTS.md")
+    assert bench.output_paths(parse(["--out", "-"]), "t")[1] is None
+    assert bench.output_paths(parse(["--out", "x.md"]), "t")[1] == Path("x.md")
+    assert bench.output_paths(parse(["--update-results"]), "t")[1] == (
+        bench.ROOT / "benchmarks" / "RESULTS.md")
+    with pytest.raises(SystemExit) as exc:
+        bench.output_paths(parse(["--update-results", "--out", "x.md"]), "t")
+    assert str(exc.value) == ("error: --update-results writes benchmarks/RESULTS.md; "
+                              "give it or --out, not both")
 
 
 def test_benchmark_table_reports_mean_and_std_over_seeds():

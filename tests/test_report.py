@@ -90,3 +90,54 @@ def test_unknown_metric_names_the_flag(sweep, capsys):
     assert main([str(sweep), "--metric", "train/nothing", "--csv", str(sweep / "x.csv")]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: --metric train/nothing: no job's logs/metrics.csv has it")
+
+
+def _job(sweep, name: str, overrides: list[str], metrics: dict) -> None:
+    """One job folder as `train.py -m logger=wandb` leaves it: no logs/metrics.csv."""
+    (sweep / name / ".hydra").mkdir(parents=True)
+    (sweep / name / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    (sweep / name / "wandb").mkdir()
+    (sweep / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_sweep_without_csv_logs_gets_its_table_from_metrics_json(tmp_path, capsys):
+    for name, loss, seed, d_loss in (("0", "minimax", 0, 1.0), ("1", "minimax", 1, 2.0),
+                                     ("2", "wgan_gp", 0, -3.0), ("3", "wgan_gp", 1, -5.0)):
+        _job(tmp_path, name, [f"loss={loss}", f"seed={seed}", "logger=wandb"],
+             {"status": "completed", "train/d_loss": d_loss, "wall_time_s": 10.0})
+    assert main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "all jobs: logger=wandb",
+        "",
+        "| configuration | seeds | train/d_loss | wall_time_s |",
+        "|---|---|---|---|",
+        "| loss=minimax | 2 | 1.5 ± 0.71 | 10 ± 0 |",
+        "| loss=wgan_gp | 2 | -4 ± 1.4 | 10 ± 0 |",
+        "",
+        f"table: {tmp_path / 'report.csv'}",
+        "plot:  none (no job has logs/metrics.csv; curves need logger=csv)",
+    ]
+    assert not list(tmp_path.glob("*.png"))
+    with open(tmp_path / "report.csv", newline="") as f:
+        rows = {r["configuration"]: r for r in csv.DictReader(f)}
+    assert float(rows["loss=wgan_gp"]["train/d_loss_mean"]) == -4.0
+
+
+def test_a_series_of_one_step_is_drawn_as_a_point(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from ganzoo.report import find_jobs, plot
+
+    for name, seed in (("0", 0), ("1", 1)):
+        _job(tmp_path, name, ["loss=minimax", f"seed={seed}"], {"status": "completed"})
+        (tmp_path / name / "logs").mkdir()
+        (tmp_path / name / "logs" / "metrics.csv").write_text(
+            f"step,train/d_loss\n4,{1.0 + seed}\n")
+    drawn = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig),
+                                                                   save(fig, *a, **k)))
+    plot(tmp_path / "p.png", find_jobs(tmp_path), "train/d_loss")
+    (line,) = drawn[0].axes[0].lines
+    assert line.get_marker() == "o"
+    assert (list(line.get_xdata()), list(line.get_ydata())) == ([4], [1.5])

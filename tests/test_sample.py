@@ -109,8 +109,34 @@ def test_conditional_checkpoint_samples_the_asked_class(make_cfg, tmp_path, caps
     fours = sample(G, 6, seed=2, labels=torch.full((6,), 4))
     assert not torch.equal(threes, fours)
     out = tmp_path / "threes.pt"
+    capsys.readouterr()  # the training run's output
     assert main([str(ckpt), "--n", "6", "--seed", "2", "--class", "3", "--out", str(out)]) == 0
     torch.testing.assert_close(torch.load(out, weights_only=True), threes)
-    capsys.readouterr()
+    assert capsys.readouterr().out.strip() == f"wrote 6 samples of class 3 to {out}"
     assert main([str(ckpt), "--class", "12"]) == 2
     assert capsys.readouterr().err.strip() == "error: --class must be in [0, 9], got 12"
+
+
+def test_a_cluster_is_not_called_a_class(make_cfg, tmp_path, capsys):
+    train(make_cfg("data=digits", "model=dcgan", "data.clusters=3", "data.n_train=64",
+                   "model.generator.width=8", "model.discriminator.width=8", "steps=2",
+                   "data.batch_size=8"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    out = tmp_path / "c1.pt"
+    capsys.readouterr()
+    assert main([str(ckpt), "--n", "4", "--class", "1", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"wrote 4 samples of cluster 1 (k-means cluster of the training images, not a digit "
+        f"class) to {out}")
+
+
+def test_scatter_is_titled_with_the_checkpoint_and_n(ckpt, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig),
+                                                                   save(fig, *a, **k)))
+    assert main([str(ckpt), "--n", "5", "--out", str(tmp_path / "s.png")]) == 0
+    run = ckpt.parent.parent.name
+    assert drawn[0].axes[0].get_title() == f"{run}/checkpoints/last.ckpt · 5 samples"

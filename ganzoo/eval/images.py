@@ -45,12 +45,16 @@ class ImageEvaluator:
         return self.metrics(module) if self.metrics is not None else {}
 
     def plot(self, path, module, title: str = "") -> None:
-        """samples.png: an 8x8 grid of samples from fixed noise (and, if conditional,
-        the classes in turn, or with data.clusters clusters drawn by their shares)."""
-        from torchvision.utils import save_image
+        """samples.png: an 8x8 grid of samples from fixed noise, each tile upscaled to
+        about 64 px; if conditional, the classes in turn, or with data.clusters clusters
+        drawn by their shares, and each tile names its class ("3") or k-means cluster
+        ("c3": a cluster of the training images, not a digit class)."""
+        from ganzoo.plots import image_grid
 
-        fake = module.generate(64, seed=self.seed)
-        save_image(fake.float().cpu(), str(path), nrow=8, normalize=True, value_range=(-1, 1))
+        labels = module.default_labels(64, seed=self.seed)
+        fake = module.generate(64, seed=self.seed, labels=labels)
+        prefix = "c" if getattr(module, "label_prior", None) is not None else ""
+        image_grid(fake, labels, prefix).save(path, format="PNG")
 
 
 def image_metrics(cfg, datamodule) -> ImageMetrics | None:

@@ -21,6 +21,9 @@ class ToyEvaluator:
             raise ValueError(f"data.n_eval must be >= 1, got {n_eval}")
         self.distribution, self.n_eval, self.seed = distribution, n_eval, seed
         self.real = None  # training points shown in the picture (set up from the data)
+        # The heat map's colour range, decided at the run's first picture and kept, so
+        # the pictures of a run compare (``ganzoo.plots.critic_range``).
+        self.critic_range: float | None = None
 
     @property
     def n_modes(self) -> int:
@@ -55,5 +58,6 @@ class ToyEvaluator:
         if real is None:  # no training set at hand: fresh points, from their own stream
             real = self.distribution.sample(
                 self.n_eval, generator=torch.Generator().manual_seed(self.seed))
-        plot_toy(path, real, fake, module.discriminator, title,
-                 density=lambda x: self.distribution.log_prob(x).exp())
+        self.critic_range = plot_toy(path, real, fake, module.discriminator, title,
+                                     density=lambda x: self.distribution.log_prob(x).exp(),
+                                     vlim=self.critic_range)

@@ -6,6 +6,9 @@ the run directory. Beside each fitted (mu_hat, sigma_hat) this prints the diverg
 true optimum (mu*, sigma*) = argmin D_f(P || N(mu, sigma^2)), found by integrating the
 closed-form integrand of ``ganzoo.theory`` on a grid: a grid search over (mu, log sigma)
 first, because the mode-seeking divergences have a local minimum per mode, then L-BFGS.
+``fits.png`` in the run directory draws every fit beside its optimum over the data
+density, one panel per divergence (each run's own ``samples.png`` names its divergence
+in the title).
 
     uv run train.py experiment=fgan_gaussian_fit
 """
@@ -153,8 +156,48 @@ def run(cfg: DictConfig, train: Callable[[DictConfig], dict]) -> list[dict]:
         writer.writeheader()
         writer.writerows(rows)
     (out / "fit.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot_fits(out / "fits.png", rows, means, stds, weights, cfg.steps)
     print(format_table(rows, means, stds, weights, cfg.steps))
+    print(f"\nfits: {out / 'fits.png'}")
     return rows
+
+
+def plot_fits(path: Path, rows: list[dict], means, stds, weights, steps: int) -> None:
+    """All fits in one figure: per divergence (a panel named after it) the data density,
+    the fitted N(mu_hat, sigma_hat^2) and the optimum N(mu*, sigma*^2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = min(means) - 4 * max(stds), max(means) + 4 * max(stds)
+    x = torch.linspace(lo, hi, 400, dtype=torch.float64)
+    p = _mixture_log_prob(x, means, stds, weights).exp()
+    cols = min(4, len(rows))
+    nrows = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), dpi=110,
+                             sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, rows, strict=False):
+        ax.plot(x.numpy(), p.numpy(), color="k", lw=1.5, label="data p(x)")
+        for mu, sigma, style, label in ((r["mu_star"], r["sigma_star"], "--", "optimum"),
+                                        (r["mu_hat"], r["sigma_hat"], "-", "fit")):
+            if math.isfinite(mu) and math.isfinite(sigma):
+                q = torch.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+                ax.plot(x.numpy(), q.numpy(), style, lw=1.5, label=label,
+                        color="#2a9d8f" if label == "fit" else "#e76f51")
+        fit = (f"fit N({r['mu_hat']:.2f}, {r['sigma_hat']:.2f}²)"
+               if math.isfinite(r["mu_hat"]) else "no fit")
+        status = "" if r["status"] == "completed" else f", {r['status']}"
+        ax.set_title(f"{r['divergence']}: {fit}{status}", fontsize=9)
+        ax.set_xlabel("x")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"f-GAN Gaussian fits (Nowozin et al. 2016, Sec. 4.1) · {steps} generator "
+                 "steps · dashed: argmin D_f", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def format_table(rows: list[dict], means, stds, weights, steps: int) -> str:
