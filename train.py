@@ -2,7 +2,7 @@
 
     uv run train.py                                   # ring of 8 Gaussians, MLPs, NS-GAN
     uv run train.py loss=wgan_gp data=grid seed=1 steps=5000
-    uv run train.py -m loss=minimax,nonsaturating,fgan,wgan_gp seed=0,1,2
+    uv run train.py -m loss=minimax,nonsaturating,lsgan,wgan_gp seed=0,1,2
 
 ``train(cfg)`` is importable and returns the final metrics. A run directory holds
 metrics.json, samples.png and checkpoints/last.ckpt.

@@ -16,7 +16,6 @@ update) and is kept out of everything users see: figures are logged with ``step`
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import Callable, Sequence
 
 import lightning as L
