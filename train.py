@@ -44,7 +44,6 @@ def train(cfg: DictConfig) -> dict:
     for name in ("lightning.pytorch", "lightning.fabric", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Build: the data, the GAN module (networks, loss, penalty, optimisers, evaluator), the
@@ -72,6 +71,7 @@ def train(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()])  # a failed write keeps the previous checkpoint
     check_trainer(trainer, cfg.trainer)
     # Accepted: from here on the run writes into its directory.
+    out.mkdir(parents=True, exist_ok=True)
     run.record(cfg, out)
     for logger in loggers:  # the resolved config is the run's record (W&B: its run config)
         logger.log_hyperparams(run.resolved(cfg))
@@ -171,6 +171,13 @@ def _save(trainer, ckpt: Path) -> str | None:
     return None
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when it is empty
+    except OSError:
+        pass
+
+
 class TrainingFailed(RuntimeError):
     """A callback or other plug-in raised during training; the run's files were written."""
 
@@ -204,6 +211,7 @@ def main(cfg: DictConfig) -> None:
             train(cfg)
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _remove_if_empty(Path(cfg.out_dir))  # the directory Hydra made for a refused run
         sys.exit(2)
     except NonFiniteLossError as exc:
         print(f"error: training diverged: {exc}", file=sys.stderr)

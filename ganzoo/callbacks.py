@@ -31,8 +31,8 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         super().on_train_epoch_start(trainer, pl_module)
         bar = self.train_progress_bar
         bar.reset(total=pl_module.total_steps)
-        bar.initial = 0
-        bar.n = self._shown = pl_module.g_step
+        # A resumed run starts at its checkpoint's step; its rate counts what it runs.
+        bar.initial = bar.n = self._shown = pl_module.g_step
         bar.set_description("generator steps")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -180,6 +180,8 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         g = pl_module.g_step
         if g == 0 or g % self.every or g == self._last_g or not pl_module.generator_updated:
             return
+        if g == pl_module.total_steps:
+            return  # the run's end: train.py writes last.ckpt (a step_ copy would repeat it)
         if self._should_skip_saving_checkpoint(trainer):
             return
         pl_module.check_finite()  # never overwrite a good checkpoint with a diverged one

@@ -86,13 +86,12 @@ def test_ddp_matches_one_process_with_the_global_batch(ddp_run, make_cfg, tmp_pa
 def test_outputs_are_written_once_by_rank_zero(ddp_run):
     run_dir, _, proc = ddp_run
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == [".hydra", "checkpoints", "logs", "metrics.json", "samples", "samples.png",
-                     "train.log"]
+    assert names == [".hydra", "checkpoints", "logs", "metrics.json", "samples", "samples.png"]
     # One sample figure per evaluation (steps 3 and 6), written by rank 0 alone.
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
         "step_000003.png", "step_000006.png"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "last.ckpt", "step_000006.ckpt"]
+        "last.ckpt", "step_000003.ckpt"]  # the end is last.ckpt alone, not also step 6
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["steps"] == 6
     with open(run_dir / "logs" / "metrics.csv", newline="") as f:

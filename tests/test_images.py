@@ -182,9 +182,16 @@ def test_missing_dataset_is_one_message(tmp_path, name):
     assert str(tmp_path) in msg and "data.download=true" in msg and "\n" not in msg
 
 
-def test_missing_dataset_stops_training_before_it_starts(make_cfg, tmp_path):
+def test_missing_dataset_stops_training_before_it_starts(make_cfg, tmp_path, monkeypatch):
+    import ganzoo.eval.images
+
+    def no_inception(*args):  # the data is checked first, in seconds, not after this
+        raise AssertionError("the Inception network was loaded before the data was checked")
+
+    monkeypatch.setattr(ganzoo.eval.images, "load_inception", no_inception)
     with pytest.raises(ConfigError) as err:  # train.py prints it as one line, exit 2
-        train(make_cfg("data=cifar10", f"data.root={tmp_path}"))
+        train(make_cfg("data=cifar10", f"data.root={tmp_path}", "metrics.fid=true"))
+    assert not (tmp_path / ".hydra").exists() and not (tmp_path / "logs").exists()
     assert str(err.value) == (
         f"data: cifar10 not found: expected data_batch_1..5, test_batch, batches.meta "
         f"in {tmp_path}/cifar-10-batches-py; get them from "

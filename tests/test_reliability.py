@@ -249,7 +249,7 @@ def test_resume_at_an_evaluation_step_is_bit_identical(make_cfg, tmp_path, resum
     assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == [
         "step_000010.png"]  # step 5 was evaluated before the checkpoint, not again
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == [
-        "last.ckpt", "step_000010.ckpt"]  # no second step-5 checkpoint after a critic step
+        "last.ckpt"]  # no second step-5 checkpoint after a critic step; step 10 is the end
     _assert_bit_identical(_weights(tmp_path / "full" / "checkpoints" / "last.ckpt"),
                           _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt"))
     assert {k: v for k, v in resumed.items() if k.startswith("eval/")} == {

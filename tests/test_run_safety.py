@@ -36,6 +36,9 @@ def _snapshot(run):
 
 
 def test_the_record_is_written_by_an_accepted_run(ring_run):
+    assert sorted(p.name for p in ring_run.iterdir()) == [  # no empty train.log
+        ".hydra", "checkpoints", "logs", "metrics.json", "samples", "samples.png"]
+    assert sorted(p.name for p in (ring_run / "checkpoints").iterdir()) == ["last.ckpt"]
     assert sorted(p.name for p in (ring_run / ".hydra").iterdir()) == list(RECORD)
     assert (ring_run / ".hydra" / "overrides.yaml").read_text().splitlines() == [
         "- steps=2", "- eval_every=0", "- trainer.enable_progress_bar=false"]
@@ -105,3 +108,9 @@ def test_hydra_reports_become_one_line():
                     "\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack "
                     "trace.\n") == ("In 'train': Could not find 'loss/foo'; Available options "
                                     "in 'loss': fgan, hinge")
+
+
+def test_a_refused_config_leaves_no_directory(tmp_path):
+    res = _cli("n_critic=0", f"hydra.run.dir={tmp_path / 'new'}")
+    assert res.returncode == 2 and res.stderr == "error: n_critic must be >= 1, got 0\n"
+    assert list(tmp_path.iterdir()) == []

@@ -94,7 +94,7 @@ def test_global_step_does_not_leak_into_outputs(make_cfg, tmp_path):
              if r.split(",")[header.index("train/d_loss")]]
     assert steps == [2, 4]  # generator steps, not Lightning's 6 optimiser steps per update
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["last.ckpt", "step_000004.ckpt"]
+    assert names == ["last.ckpt", "step_000002.ckpt"]  # step 4 is the end: last.ckpt
 
 
 def test_default_run_outputs(make_cfg, tmp_path, capsys):
