@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> dict:
     for name in ("lightning.pytorch", "lightning.fabric", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(cfg.out_dir)
+    run.set_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Build: the data, the GAN module (networks, loss, penalty, optimisers, evaluator), the

@@ -84,6 +84,9 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "eval_every", 0)
     _check_int(cfg, "ckpt_every", 1)
     _check_int(cfg, "seed", 0)
+    threads = _get(cfg, "threads")
+    if threads != "auto":
+        _check_int(cfg, "threads", 1)
     _check_pack(cfg)
     for player in ("g", "d"):  # torch.optim reads them only once training has started
         lr = _get(cfg, f"optim.{player}.lr")

@@ -143,6 +143,8 @@ def test_r1_keys_point_to_the_penalty_group(make_cfg, override):
     ("ema.start=-1", "ema.start must be >= 0, got -1"),
     ("nonfinite=ignore", "nonfinite must be 'stop' or 'skip', got 'ignore'"),
     ("n_critic=abc", "n_critic must be an integer, got 'abc'"),
+    ("threads=0", "threads must be >= 1, got 0"),
+    ("threads=many", "threads must be an integer, got 'many'"),
     ("log_every=0", "log_every must be >= 1, got 0"),
     ("lr_decay=cosine", "lr_decay must be 'none' or 'linear', got 'cosine'"),
     ("model.latent_dim=0", "model.generator.latent_dim must be >= 1, got 0"),
@@ -198,3 +200,17 @@ def test_rmsprop_keeps_the_models_rates_and_wasserstein_its_papers(make_cfg):
     assert rates(make_cfg("optim=rmsprop")) == rates(make_cfg())  # the MLP's own rates
     assert make_cfg("optim=rmsprop").optim.g._target_ == "torch.optim.RMSprop"
     assert rates(make_cfg("loss=wasserstein")) == (5e-5, 5e-5)  # Arjovsky et al. 2017
+
+
+def test_threads_auto_is_one_for_toy_data_and_torchs_default_for_images(make_cfg):
+    from ganzoo.run import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert set_threads(make_cfg()) == 1  # the ring: auto -> 1
+        torch.set_num_threads(2)
+        assert set_threads(make_cfg("data=digits")) == 2  # images: left as torch has it
+        assert set_threads(make_cfg("threads=3")) == 3
+    finally:
+        torch.set_num_threads(before)
