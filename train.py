@@ -102,8 +102,9 @@ def train(cfg: DictConfig) -> dict:
     with deferred_signals() as late:
         status, reason, metrics = _write(cfg, trainer, module, ending, evaluation, final,
                                          out, status, reason, start, crashed)
-        from ganzoo.loggers import close_loggers
+        from ganzoo.loggers import close_loggers, finish_loggers
 
+        finish_loggers(loggers, metrics, out / "checkpoints" / "last.ckpt")
         run.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
                     close_loggers(loggers))
     if status == "diverged":

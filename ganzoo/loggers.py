@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 # Overrides that say where or how a run is written or shown, not what it trains.
-_NOT_IN_NAME = ("out_dir", "ckpt_path", "logger", "hydra.", "trainer.enable_progress_bar")
+_NOT_IN_NAME = ("out_dir", "ckpt_path", "logger", "hydra.", "trainer.enable_progress_bar",
+                "log_every", "eval_every", "ckpt_every", "checkpoint.", "threads",
+                "metrics.cache_dir", "callbacks")
 
 
 def log_image(loggers: Iterable[Logger], key: str, path: str | Path, step: int) -> None:
@@ -65,26 +67,40 @@ def _overrides() -> tuple[list[str], str | None]:
 
 def run_name_and_group(overrides: list[str], sweep_dir: str | None) -> tuple[str, str]:
     """Name: the overrides that change what is trained (``loss=wgan_gp,seed=1``; not
-    out_dir, logger, ...). Group: the sweep for a multirun, so a sweep is one group; else
-    the name without the seed, so repeated seeds group together."""
+    out_dir, logger, intervals, ...). Group: the name without the seed, so the seeds of
+    one configuration are one group; in a multirun, prefixed by the sweep."""
     def key(override: str) -> str:
         return override.lstrip("+~").split("=", 1)[0]
 
     kept = [o for o in overrides if not key(o).startswith(_NOT_IN_NAME)]
     name = ",".join(kept) or "default"
-    if sweep_dir is not None:
-        return name, f"sweep {sweep_dir}"
-    return name, ",".join(o for o in kept if key(o) != "seed") or "default"
+    config = ",".join(o for o in kept if key(o) != "seed") or "default"
+    return name, config if sweep_dir is None else f"{sweep_dir}: {config}"
 
 
 class GanzooWandbLogger(WandbLogger):
     """Lightning's WandbLogger, silent on the console and closed explicitly by train()."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, upload_checkpoint: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.upload_checkpoint = upload_checkpoint
         if self._wandb_init.get("anonymous") is None:
             # wandb warns about the deprecated setting even when it is None.
             self._wandb_init.pop("anonymous", None)
+
+    def finish_run(self, metrics: dict, checkpoint: Path | None) -> None:
+        """The run's outcome in its W&B summary (status, wall time, final figures), and
+        the final checkpoint as a model artifact when ``log_model`` asks for it."""
+        summary = {k: v for k, v in metrics.items()
+                   if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        self.experiment.summary.update(summary)
+        if self.upload_checkpoint and checkpoint is not None and checkpoint.is_file():
+            import wandb
+
+            artifact = wandb.Artifact(f"model-{self.experiment.id}", type="model",
+                                      metadata={"steps": metrics.get("steps")})
+            artifact.add_file(str(checkpoint), name="last.ckpt")
+            self.experiment.log_artifact(artifact, aliases=["latest"])
 
     def close(self) -> str | None:
         """Finish the run (flushing it to disk); return a line telling where it is."""
@@ -104,12 +120,14 @@ class GanzooWandbLogger(WandbLogger):
 
 def wandb_logger(save_dir: str, project: str = "ganzoo", entity: str | None = None,
                  name: str | None = None, group: str | None = None, mode: str = "auto",
-                 tags: list[str] | None = None) -> GanzooWandbLogger:
+                 tags: list[str] | None = None, job_type: str = "train",
+                 log_model: bool = False) -> GanzooWandbLogger:
     """The W&B logger of ``conf/logger/wandb.yaml``.
 
     ``mode``: ``auto`` (online when credentials are present, else offline; a
     ``WANDB_MODE`` in the environment wins), ``online``, ``offline`` or ``disabled``.
-    Run files go to ``<save_dir>/wandb``.
+    Run files go to ``<save_dir>/wandb``. ``log_model``: the final ``last.ckpt`` becomes
+    a model artifact of the run.
     """
     import wandb
 
@@ -125,9 +143,17 @@ def wandb_logger(save_dir: str, project: str = "ganzoo", entity: str | None = No
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return GanzooWandbLogger(
         name=name or auto_name, group=group or auto_group, project=project, entity=entity,
-        save_dir=save_dir, tags=list(tags or []), mode=mode,
+        save_dir=save_dir, tags=list(tags or []), mode=mode, job_type=job_type,
+        upload_checkpoint=bool(log_model),
         # wandb's own banners are replaced by one line in ganzoo's end-of-run report.
         settings=wandb.Settings(silent=True))
+
+
+def finish_loggers(loggers: Iterable[Logger], metrics: dict, checkpoint: Path | None) -> None:
+    """Hand the run's outcome to the loggers that keep one (W&B's summary)."""
+    for logger in loggers:
+        if isinstance(logger, GanzooWandbLogger):
+            logger.finish_run(metrics, checkpoint)
 
 
 def close_loggers(loggers: Iterable[Logger]) -> list[str]:

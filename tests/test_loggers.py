@@ -75,7 +75,7 @@ def test_wandb_offline_run_holds_figures_config_and_images(make_cfg, tmp_path, m
     monkeypatch.setenv("WANDB_MODE", "offline")  # wins over the key: never online in tests
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
-    metrics = train(make_cfg(*SHORT, "logger=wandb"))
+    metrics = train(make_cfg(*SHORT, "logger=wandb", "logger.wandb.log_model=true"))
     [run_dir] = (tmp_path / "wandb").glob("offline-run-*")
 
     captured = capsys.readouterr()
@@ -96,6 +96,17 @@ def test_wandb_offline_run_holds_figures_config_and_images(make_cfg, tmp_path, m
 
     [run] = [r["run"] for r in records if r["type"] == "run"]
     assert (run["display_name"], run["run_group"]) == ("default", "default")  # no overrides
+    assert run["job_type"] == "train"
+    summary = {}
+    for r in records:
+        if r["type"] == "summary":
+            summary.update(r["summary"].get("update", {}))
+    assert summary["status"] == "completed" and summary["steps"] == 4
+    assert summary["eval/hq"] == metrics["eval/hq"]
+    assert summary["wall_time_s"] == pytest.approx(metrics["wall_time_s"], rel=1e-3)
+    [artifact] = [r["artifact"] for r in records if r["type"] == "artifact"]
+    assert (artifact["type"], artifact["name"]) == ("model", f"model-{run['run_id']}")
+    assert [c["path"] for c in artifact["manifest"]["contents"]] == ["last.ckpt"]
     config = {}
     for r in records:
         if r["type"] == "config":
@@ -118,8 +129,9 @@ def test_run_name_and_group_from_overrides():
     overrides = ["loss=wgan_gp", "seed=3", "data=grid", "out_dir=/x", "logger=wandb"]
     assert run_name_and_group(overrides, None) == ("loss=wgan_gp,seed=3,data=grid",
                                                    "loss=wgan_gp,data=grid")
-    name, group = run_name_and_group(["loss=hinge", "seed=1"], "multirun/2026-01-02/03-04-05")
-    assert (name, group) == ("loss=hinge,seed=1", "sweep multirun/2026-01-02/03-04-05")
+    name, group = run_name_and_group(["loss=hinge", "seed=1", "eval_every=5"],
+                                     "multirun/2026-01-02/03-04-05")
+    assert (name, group) == ("loss=hinge,seed=1", "multirun/2026-01-02/03-04-05: loss=hinge")
     assert run_name_and_group([], None) == ("default", "default")
 
 
