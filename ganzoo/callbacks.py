@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 
 import lightning as L
@@ -21,33 +23,75 @@ HEADLINE_EVAL = ("eval/fid", "eval/kid", "eval/is", "eval/modes", "eval/hq", "ev
 
 
 class GeneratorStepProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, advanced per generator update instead of per batch."""
+    """Lightning's tqdm bar, one from the start of training, counting generator updates
+    (rate, ETA, the latest losses and headline figures).
 
-    def __init__(self, refresh_rate: int = 10) -> None:
+    Not on a terminal (CI logs, ``> file``), a bar redrawn with carriage returns is noise:
+    ``plain`` (default: when stdout is not a TTY) prints one line every ``every``
+    generator steps instead, at most about 20 per run, and one at the end.
+    """
+
+    def __init__(self, refresh_rate: int = 10, plain: bool | None = None,
+                 every: int = 50) -> None:
         super().__init__(refresh_rate=refresh_rate)
-        self._shown = 0
+        self.plain = (not sys.stdout.isatty()) if plain is None else plain
+        self.every, self._shown, self._total, self._start = every, 0, None, 0
+        self._clock = 0.0
+
+    def init_train_tqdm(self):
+        from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+        # Made with its description, total and start (a resumed run's rate counts only
+        # what it runs), so its first drawing is already the bar of generator steps.
+        return Tqdm(desc="generator steps", total=self._total, initial=self._start,
+                    disable=self.is_disabled or self.plain, leave=True, dynamic_ncols=True,
+                    file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        total = pl_module.total_steps
+        if self.plain and total:  # about 20 lines, on multiples of the logging interval
+            self.every = max(self.every, -(-total // 20 // self.every) * self.every)
+        self._start = self._shown = pl_module.g_step
+        self._clock = time.perf_counter()
+        self._total = total
+        self.train_progress_bar = self.init_train_tqdm()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
-        super().on_train_epoch_start(trainer, pl_module)
-        bar = self.train_progress_bar
-        bar.reset(total=pl_module.total_steps)
-        # A resumed run starts at its checkpoint's step; its rate counts what it runs.
-        bar.initial = bar.n = self._shown = pl_module.g_step
-        bar.set_description("generator steps")
+        pass  # one endless epoch: the bar made at the start of training is the bar
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        g = pl_module.g_step
-        if g == self._shown or (g % self.refresh_rate and g != pl_module.total_steps):
-            return
-        self._shown = g
-        bar = self.train_progress_bar
-        bar.n = g
+    def _figures(self, pl_module) -> dict[str, str]:
         post = {k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_train.items()
                 if k in ("train/d_loss", "train/g_loss")}
         post.update({k.split("/")[1]: f"{v:.3g}" for k, v in pl_module.last_eval.items()
                      if k in HEADLINE_EVAL})
-        bar.set_postfix(post, refresh=False)
+        return post
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g, end = pl_module.g_step, pl_module.g_step == pl_module.total_steps
+        if self.plain:
+            if g != self._shown and (g % self.every == 0 or end) and trainer.is_global_zero:
+                self._shown = g
+                print(self._line(g, pl_module), flush=True)
+            return
+        if g == self._shown or (g % self.refresh_rate and not end):
+            return
+        self._shown = g
+        bar = self.train_progress_bar
+        bar.n = g
+        bar.set_postfix(self._figures(pl_module), refresh=False)
         bar.refresh()
+
+    def _line(self, g: int, pl_module) -> str:
+        elapsed = max(time.perf_counter() - self._clock, 1e-9)
+        rate = (g - self._start) / elapsed
+        total = self._total
+        head = f"generator steps {g}/{total} ({100 * g / total:.0f} %)" if total \
+            else f"generator steps {g}"
+        parts = [head, f"{rate:.1f} it/s"]
+        if total and rate > 0:
+            parts.append(f"ETA {_clock((total - g) / rate)}")
+        figures = " ".join(f"{k}={v}" for k, v in self._figures(pl_module).items())
+        return " · ".join(parts + ([figures] if figures else []))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         pass  # evaluations run inside training: no validation bar to close
@@ -56,6 +100,12 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         # The epoch of an endless stream ends only when training does.
         if self.train_progress_bar is not None and not self.train_progress_bar.disable:
             self.train_progress_bar.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 class PeriodicEvaluation(L.Callback):

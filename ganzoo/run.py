@@ -236,7 +236,8 @@ def callbacks(cfg: DictConfig, out: Path, title: str):
                                 save_on_train_epoch_end=False, enable_version_counter=False)]
     extra = [instantiate(node, f"callbacks.{name}")
              for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
-    bar = [GeneratorStepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+    bar = [GeneratorStepProgressBar(every=cfg.log_every)] \
+        if cfg.trainer.get("enable_progress_bar", True) else []
     # The interrupt check runs last, so a signal that arrives during this batch's other
     # hooks stops training after this batch.
     return [evaluation, steps, *best, *extra, interrupt, ending, *bar], evaluation, ending

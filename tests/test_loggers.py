@@ -150,13 +150,29 @@ def test_wandb_credentials_come_from_env_or_netrc(tmp_path, monkeypatch):
     assert has_wandb_credentials()
 
 
-def test_progress_bar_shows_losses_and_last_evaluation(make_cfg, capsys):
+def test_progress_bar_shows_losses_and_last_evaluation(make_cfg, capsys, monkeypatch):
+    # On a terminal: one tqdm bar from the start, counting generator steps.
+    monkeypatch.setattr(type(sys.stdout), "isatty", lambda self: True)
     train(make_cfg(*SHORT, "trainer.enable_progress_bar=true"))
-    bar = [line for line in capsys.readouterr().out.replace("\r", "\n").splitlines()
-           if line.startswith("generator steps:")]
-    final = bar[-1]
+    out = capsys.readouterr().out.replace("\r", "\n").splitlines()
+    drawn = [line for line in out if "it/s" in line]
+    assert drawn and all(line.startswith("generator steps:") for line in drawn)  # no other bar
+    final = drawn[-1]
     assert final.startswith("generator steps: 100%")
     assert "4/4" in final
     for part in ("d_loss=", "g_loss=", "modes=", "hq=", "reverse_kl="):
         assert part in final, (part, final)
     assert "divergence_ref" not in final  # only the headline figures
+
+
+def test_without_a_terminal_the_progress_is_a_line_every_n_steps(make_cfg, capsys):
+    train(make_cfg("steps=40", "log_every=2", "eval_every=20", "trainer.enable_progress_bar=true"))
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    lines = [line for line in out.splitlines() if line.startswith("generator steps")]
+    # 40 steps, log_every=2: a line every 2 steps would be 20; at most ~20 lines, on
+    # multiples of log_every.
+    assert [line.split(" · ")[0] for line in lines] == [
+        f"generator steps {g}/40 ({100 * g / 40:.0f} %)" for g in range(2, 41, 2)]
+    assert lines[-1].split(" · ")[2] == "ETA 0:00:00"
+    assert "modes=" in lines[-1] and "d_loss=" in lines[-1]
