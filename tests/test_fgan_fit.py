@@ -102,9 +102,10 @@ def test_a_diverged_divergence_keeps_its_row_and_the_others_still_run(make_cfg, 
         tmp_path / "neyman" / "checkpoints" / "last.ckpt")
     assert math.isnan(rows[1]["mu_hat"]) and math.isnan(rows[1]["sigma_hat"])
     table = capsys.readouterr().out.splitlines()
-    assert table[-3].endswith("  diverged; fit from step 20")
-    assert table[-2].endswith("  diverged; no fit")
-    assert table[-1].split()[0] == "kl" and "diverged" not in table[-1]
+    assert table[-2:] == ["", f"fits: {tmp_path / 'fits.png'}"]  # the combined figure
+    assert table[-5].endswith("  diverged; fit from step 20")
+    assert table[-4].endswith("  diverged; no fit")
+    assert table[-3].split()[0] == "kl" and "diverged" not in table[-3]
 
 
 def test_unknown_divergence_is_one_clear_error(make_cfg):

@@ -317,8 +317,9 @@ def test_every_model_trains_on_every_image_set(make_cfg, tmp_path, monkeypatch, 
     metrics = _tiny_run(make_cfg, tmp_path, monkeypatch, data, model)
     assert metrics["status"] == "completed" and metrics["steps"] == 2
     side = make_cfg(f"data={data}").data.shape[-1]
+    tile = side * max(1, 64 // side)  # upscaled by a whole factor to about 64 px
     with Image.open(tmp_path / "samples.png") as png:
-        assert png.size == (2 + 8 * (side + 2), 2 + 8 * (side + 2))  # an 8x8 make_grid
+        assert png.size == (2 + 8 * (tile + 2), 2 + 8 * (tile + 2))  # an 8x8 grid
 
 
 LOSS_FIXES = {"wgan_gp": ["model.discriminator.norm=layer"]}  # no batch norm under a GP

@@ -232,7 +232,7 @@ def test_a_failed_write_leaves_no_partial_file(ckpt, tmp_path, capsys, monkeypat
     out = tmp_path / "s.npy"
     out.write_bytes(b"old samples")
 
-    def half_written(x, suffix, f):
+    def half_written(x, suffix, f, title=""):
         f.write(b"partial")
         raise OSError(28, "No space left on device")
 
