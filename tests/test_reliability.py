@@ -287,3 +287,65 @@ def test_the_loss_limit_is_a_magnitude_in_both_modes():
     with pytest.raises(ValueError, match=r"^loss_limit must be a positive number or null, "
                                          r"got 0$"):
         NonFiniteGuard("stop", limit=0)
+
+
+def _assert_same_state(a_path, b_path):
+    """Weights (EMA included), optimiser and scheduler states, tensor by tensor."""
+    a, b = read_checkpoint(a_path), read_checkpoint(b_path)
+    _assert_bit_identical(a["state_dict"], b["state_dict"])
+    for key in ("optimizer_states", "lr_schedulers"):
+        assert len(a.get(key, [])) == len(b.get(key, [])), key
+        for x, y in zip(a.get(key, []), b.get(key, []), strict=True):
+            _assert_equal_nested(x, y, key)
+
+
+def _assert_equal_nested(x, y, where):
+    if isinstance(x, torch.Tensor):
+        assert torch.equal(x, y), where
+    elif isinstance(x, dict):
+        assert x.keys() == y.keys(), where
+        for k in x:
+            _assert_equal_nested(x[k], y[k], f"{where}.{k}")
+    elif isinstance(x, (list, tuple)):
+        assert len(x) == len(y), where
+        for i, (u, v) in enumerate(zip(x, y, strict=True)):
+            _assert_equal_nested(u, v, f"{where}[{i}]")
+    else:
+        assert x == y, where
+
+
+DIGITS = ("data=digits", "data.n_train=64", "data.batch_size=8", "data.clusters=4",
+          "model.generator.width=8", "model.discriminator.width=8")
+
+
+@pytest.mark.parametrize("setting, signum, batch", [
+    pytest.param((), signal.SIGTERM, 5, id="ring-sigterm-anywhere"),
+    pytest.param(("lr_decay=linear",), signal.SIGINT, 4, id="ring-linear-sigint-at-ckpt"),
+    pytest.param(("loss=wgan_gp",), signal.SIGINT, 20, id="wgan_gp-sigint-at-ckpt",
+                 marks=pytest.mark.slow),
+    pytest.param(DIGITS, signal.SIGTERM, 3, id="digits-sigterm-anywhere",
+                 marks=pytest.mark.slow),
+])
+def test_resume_after_a_signal_restores_every_state(make_cfg, tmp_path, setting, signum, batch):
+    """Weights, EMA, optimiser moments, the LR schedule and metrics.json of a run stopped
+    by a signal and resumed equal those of the run that never stopped (ckpt_every=2: the
+    at-ckpt cases stop right after a checkpoint's generator step)."""
+    common = [*setting, "steps=6", "log_every=1", "ckpt_every=2", "eval_every=3"]
+    full = train(make_cfg(*common, f"out_dir={tmp_path / 'full'}"))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(make_cfg(*common, f"out_dir={tmp_path / 'first'}",
+                       f"+callbacks.sig._target_={__name__}.SignalAt",
+                       f"+callbacks.sig.batch={batch}", f"+callbacks.sig.signum={int(signum)}"))
+    assert stopped.value.signum == signum
+    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}",
+                             f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}"))
+    _assert_same_state(tmp_path / "full" / "checkpoints" / "last.ckpt",
+                       tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    drop = ("wall_time_s",)
+    assert {k: v for k, v in resumed.items() if k not in drop} == {
+        k: v for k, v in full.items() if k not in drop}
+    on_disk = [json.loads((tmp_path / run / "metrics.json").read_text())
+               for run in ("full", "resumed")]
+    for record in on_disk:
+        record.pop("wall_time_s")
+    assert on_disk[0] == on_disk[1] and on_disk[0]["status"] == "completed"
