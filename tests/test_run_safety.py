@@ -114,3 +114,23 @@ def test_a_refused_config_leaves_no_directory(tmp_path):
     res = _cli("n_critic=0", f"hydra.run.dir={tmp_path / 'new'}")
     assert res.returncode == 2 and res.stderr == "error: n_critic must be >= 1, got 0\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_model_is_one_line_listing_the_models(tmp_path):
+    res = _cli("model=nosuchmodel", f"hydra.run.dir={tmp_path / 'run'}")
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        "error: In 'train': Could not find 'model/nosuchmodel'; Available options in "
+        "'model': dcgan, gaussian, mlp, pacgan, resnet"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_imagefolder_without_its_folder_or_images_is_refused(make_cfg, tmp_path):
+    missing = tmp_path / "nowhere"
+    assert refusal(make_cfg("data=imagefolder", f"data.root={missing}")) == (
+        f"data: imagefolder found no folder {missing}; set data.root to a folder of images "
+        "(its sub-folders, if any, are classes)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert refusal(make_cfg("data=imagefolder", f"data.root={empty}")) == (
+        f"data: no readable images under {empty}")
