@@ -33,10 +33,9 @@ def train(cfg: DictConfig) -> dict:
     validate(cfg)
     import lightning as L  # heavy imports only once the config is known to be good
 
-    from ganzoo import run
-    from ganzoo.callbacks import AtomicCheckpointIO
+    from ganzoo import run, rundir
     from ganzoo.checkpoint import CheckpointError
-    from ganzoo.distributed import check_trainer, make_strategy, set_entry_script
+    from ganzoo.distributed import set_entry_script
     from ganzoo.gan import NonFiniteLossError
 
     # Library housekeeping (Lightning's device summary, matplotlib's one-time font cache
@@ -47,33 +46,22 @@ def train(cfg: DictConfig) -> dict:
     run.set_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    # Build: the data, the GAN module (networks, loss, penalty, optimisers, evaluator), the
-    # trainer with ganzoo's callbacks and the user's.
+    # Build (and check): the data, the GAN module (networks, loss, penalty, optimisers,
+    # evaluator), the trainer with ganzoo's callbacks and the user's.
     resume = None if cfg.ckpt_path is None else Path(cfg.ckpt_path)
-    run.check_run_directory(out, resume)
+    rundir.check_run_directory(out, resume)
     dm, module = run.build(cfg)
     if resume is not None:
-        from ganzoo.checkpoint import check_compatible, check_recipe, read_checkpoint
+        from ganzoo.checkpoint import check_resume
 
-        saved = read_checkpoint(resume)
-        check_compatible(saved, module.state_dict(), resume)
-        check_recipe(saved, module.recipe, resume)
-    title = f"{dm.name} · {cfg.model.name} · {run.loss_name(cfg)}"
+        check_resume(resume, module)  # weights that fit, the same training settings
+    title = f"{dm.name} · {cfg.model.name} · {rundir.loss_name(cfg)}"
     callbacks, evaluation, ending = run.callbacks(cfg, out, title)
     loggers = [run.instantiate(node, f"logger.{name}") for name, node in (cfg.logger or {}).items()]
-    trainer = run.instantiate(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-        max_steps=cfg.steps * (cfg.n_critic + 1),  # Lightning counts k critic + 1 G steps
-        # Evaluations are validations for Lightning's callbacks (there is no val loop):
-        # EarlyStopping and ModelCheckpoint then act on them, not on epoch ends.
-        check_val_every_n_epoch=None, val_check_interval=cfg.n_critic * max(cfg.eval_every, 1),
-        default_root_dir=str(out), log_every_n_steps=1,
-        strategy=make_strategy(cfg.trainer),  # ddp: ganzoo's GAN-aware DDP
-        plugins=[AtomicCheckpointIO()])  # a failed write keeps the previous checkpoint
-    check_trainer(trainer, cfg.trainer)
+    trainer = run.make_trainer(cfg, callbacks, loggers, out)
     # Accepted: from here on the run writes into its directory.
     out.mkdir(parents=True, exist_ok=True)
-    run.record(cfg, out)
+    rundir.record(cfg, out)
     for logger in loggers:  # the resolved config is the run's record (W&B: its run config)
         logger.log_hyperparams(run.resolved(cfg))
     set_entry_script(__file__)  # what DDP re-runs for the other ranks of this node
@@ -91,7 +79,18 @@ def train(cfg: DictConfig) -> dict:
     except (ConfigError, CheckpointError):
         raise  # refusals (a setting found wrong once the data is set up): one line, exit 2
     except Exception as exc:  # noqa: BLE001 - a callback or plug-in failed: keep the run
-        status, reason, crashed = "failed", run.crash_report(exc, out), True
+        status, reason, crashed = "failed", rundir.crash_report(exc, out), True
+    return _finish(cfg, trainer, module, ending, evaluation, loggers, out, status, reason,
+                   crashed, start)
+
+
+def _finish(cfg, trainer, module, ending, evaluation, loggers, out, status, reason, crashed,
+            start):
+    """After fit: the final evaluation of a resumed finished run, the run's files and
+    summary (rank 0), then the outcome: metrics, or the exception that says it."""
+    from ganzoo import rundir
+    from ganzoo.gan import NonFiniteLossError
+
     final = ending.figures
     if status == "completed" and not ending.ran:  # a finished run resumed: nothing trained
         final = evaluation.finish(trainer, module, log=False)
@@ -105,8 +104,8 @@ def train(cfg: DictConfig) -> dict:
         from ganzoo.loggers import close_loggers, finish_loggers
 
         finish_loggers(loggers, metrics, out / "checkpoints" / "last.ckpt")
-        run.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
-                    close_loggers(loggers))
+        rundir.summary(cfg, metrics, out, getattr(module.evaluator, "n_modes", None),
+                       close_loggers(loggers))
     if status == "diverged":
         raise NonFiniteLossError(reason)
     if status == "failed":
@@ -121,7 +120,7 @@ def train(cfg: DictConfig) -> dict:
 def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason, start,
            crashed=False):
     """The run's last checkpoint and metrics.json; (status, reason, metrics)."""
-    from ganzoo import run
+    from ganzoo import rundir
 
     ckpt = out / "checkpoints" / "last.ckpt"
     if status == "diverged":  # keep the last finite checkpoint: write nothing over it
@@ -157,7 +156,7 @@ def _write(cfg, trainer, module, ending, evaluation, final, out, status, reason,
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics.update(module.last_train)
     try:
-        run.write_outputs(out, metrics, evaluation)
+        rundir.write_outputs(out, metrics, evaluation)
     except StorageError as exc:
         reason = f"{reason}; {exc}" if reason else str(exc)
         status = "failed" if status == "completed" else status

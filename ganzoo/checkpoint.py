@@ -81,6 +81,14 @@ def sampling_record(generator, data) -> dict:
             "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}
 
 
+def check_resume(path: str | Path, module) -> None:
+    """Refuse, in one line, a checkpoint this module cannot resume from: unreadable or
+    pickling code, another architecture, or other training settings."""
+    saved = read_checkpoint(path)
+    check_compatible(saved, module.state_dict(), path)
+    check_recipe(saved, module.recipe, path)
+
+
 def recipe_record(**settings) -> dict:
     """The settings a resumed run must share with its checkpoint (loss, penalty,
     optimisers, n_critic, data), as plain containers: resuming with others would train

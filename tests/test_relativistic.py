@@ -53,7 +53,7 @@ def test_gradients_push_each_player_its_way():
         # d/dC_f of softplus(C_r - C_f) is -sigmoid(C_r - C_f): exact for the pairing.
     f3 = torch.tensor(F, requires_grad=True)
     RelativisticPairing().g_loss(torch.tensor(R), f3).backward()
-    expect = [-torch.sigmoid(torch.tensor(a - b)).item() / 2 for a, b in zip(R, F)]
+    expect = [-torch.sigmoid(torch.tensor(a - b)).item() / 2 for a, b in zip(R, F, strict=True)]
     assert f3.grad.tolist() == pytest.approx(expect, rel=1e-6)
 
 

@@ -14,12 +14,21 @@ from .conftest import group_options
 
 @pytest.mark.parametrize("loss", group_options("loss"))
 def test_short_run_per_loss(make_cfg, tmp_path, loss):
-    metrics = train(make_cfg(f"loss={loss}", "steps=4"))
+    import hydra
+
+    from ganzoo.losses import GANLoss
+
+    cfg = make_cfg(f"loss={loss}", "steps=4")
+    metrics = train(cfg)
     assert metrics["status"] == "completed"
     assert metrics["steps"] == 4
-    for key in ("train/d_loss", "train/g_loss", "train/divergence", "train/d_real",
-                "train/d_fake", "eval/modes", "eval/hq", "eval/reverse_kl"):
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake",
+                "eval/modes", "eval/hq", "eval/reverse_kl"):
         assert key in metrics, key
+    # A divergence is logged exactly for the losses that define one (not the relativistic).
+    defines = type(hydra.utils.instantiate(cfg.loss)).divergence is not GANLoss.divergence
+    assert ("train/divergence" in metrics) == defines
+    assert defines == (loss not in ("rsgan", "rpgan", "ragan"))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["steps"] == 4 and saved["status"] == "completed"
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
