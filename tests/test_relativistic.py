@@ -74,3 +74,14 @@ def test_relativistic_losses_train_on_the_ring(make_cfg, name):
     metrics = train(make_cfg(f"loss={name}", "steps=6", "log_every=2", "eval_every=3"))
     assert metrics["status"] == "completed" and metrics["steps"] == 6
     assert "train/divergence" not in metrics  # none defined: none logged
+
+
+def test_the_r3gan_experiment_is_rpgan_with_r1_and_r2(make_cfg):
+    import hydra
+
+    from ganzoo.penalties import R1R2
+
+    cfg = make_cfg("experiment=r3gan")
+    assert cfg.loss._target_ == "ganzoo.losses.RelativisticPairing"
+    penalty = hydra.utils.instantiate(cfg.penalty)
+    assert type(penalty) is R1R2 and penalty.weight == 0.1
