@@ -123,8 +123,11 @@ def _overrides(data: str, config: str, seed: int, budget: str, steps: int | None
     if budget == "cpu":
         adam = not any(f"loss={loss}" in CONFIGS[config][1] for loss in RMSPROP_LOSSES)
         extra += CPU_BUDGET + (CPU_ADAM_LR if adam else []) + CPU_EXTRA.get(config, [])
+    import torch
+
     return [f"experiment={data}_pacgan", *CONFIGS[config][1], f"seed={seed}", *extra,
-            f"out_dir={out}", "trainer.enable_progress_bar=false"]
+            f"out_dir={out}", "trainer.enable_progress_bar=false",
+            f"threads={torch.get_num_threads()}"]  # the worker's count (--threads)
 
 
 CPU_NOTE = (

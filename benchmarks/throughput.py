@@ -167,6 +167,7 @@ def run_ganzoo(cfg: DictConfig, warmup: int, steps: int, quiet_logging: bool = F
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.out_dir = out
         cfg.steps = warmup + steps
+        cfg.threads = torch.get_num_threads()  # the hand loop's count, not threads=auto's
         cfg.callbacks = {"timer": {"_target_": f"{__name__}.StepTimer", "warmup": warmup}}
         # Training alone is timed, as in the hand loop: the evaluation at the last step
         # (which runs inside that step's hooks, before this timer's) is off.

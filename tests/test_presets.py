@@ -123,6 +123,7 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     # PacGAN's batches hold 100 packs of m samples.
     assert cfg.model.pack == pack and cfg.data.batch_size == 100 * pack
     assert cfg.data.name == "grid"
+    assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
     if config.startswith("fgan"):
         assert cfg.loss.divergence == "reverse_kl"
         assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
