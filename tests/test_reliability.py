@@ -319,11 +319,19 @@ DIGITS = ("data=digits", "data.n_train=64", "data.batch_size=8", "data.clusters=
 
 
 @pytest.mark.parametrize("setting, signum, batch", [
+    # Every configuration, stopped by SIGTERM mid-interval and by SIGINT right after a
+    # checkpoint's generator step (ckpt_every=2; k = 5 for wgan_gp: 5 batches per step).
     pytest.param((), signal.SIGTERM, 5, id="ring-sigterm-anywhere"),
+    pytest.param((), signal.SIGINT, 4, id="ring-sigint-at-ckpt"),
+    pytest.param(("lr_decay=linear",), signal.SIGTERM, 3, id="ring-linear-sigterm-anywhere"),
     pytest.param(("lr_decay=linear",), signal.SIGINT, 4, id="ring-linear-sigint-at-ckpt"),
+    pytest.param(("loss=wgan_gp",), signal.SIGTERM, 13, id="wgan_gp-sigterm-anywhere",
+                 marks=pytest.mark.slow),
     pytest.param(("loss=wgan_gp",), signal.SIGINT, 20, id="wgan_gp-sigint-at-ckpt",
                  marks=pytest.mark.slow),
     pytest.param(DIGITS, signal.SIGTERM, 3, id="digits-sigterm-anywhere",
+                 marks=pytest.mark.slow),
+    pytest.param(DIGITS, signal.SIGINT, 2, id="digits-sigint-at-ckpt",
                  marks=pytest.mark.slow),
 ])
 def test_resume_after_a_signal_restores_every_state(make_cfg, tmp_path, setting, signum, batch):
