@@ -4,6 +4,7 @@ and trainer from the composed config, and writing the run's outputs and summary.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def set_threads(cfg: DictConfig) -> int:
     ring 3.4x slower than 1); for images torch's default, shared out among the parallel
     jobs of ``hydra/launcher=joblib``. A number sets it.
     """
-    import os
-
     import torch
 
     threads = cfg.get("threads", "auto")
@@ -88,8 +87,6 @@ def _joblib_jobs() -> int:
     if "joblib" not in str(launcher.get("_target_", "")):
         return 1
     jobs = launcher.get("n_jobs", -1)
-    import os
-
     return (os.cpu_count() or 1) if jobs is None or jobs < 1 else int(jobs)
 
 
