@@ -194,9 +194,7 @@ class TrainingInterrupted(Exception):
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     from ganzoo import console
-    from ganzoo.checkpoint import CheckpointError
-    from ganzoo.config import ConfigError
-    from ganzoo.gan import NonFiniteLossError
+    from ganzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
 
     console.started()
     try:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A file that cannot be used as a ganzoo checkpoint; the message says why."""
+from ganzoo.errors import CheckpointError  # noqa: F401  (defined without torch)
 
 
 def read_checkpoint(path: str | Path) -> dict:

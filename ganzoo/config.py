@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key."""
+from ganzoo.errors import ConfigError  # noqa: F401  (defined without torch)
 
 
 def _get(cfg: DictConfig, key: str):

@@ -15,12 +15,9 @@ import torch
 from torch import Tensor
 
 from ganzoo import distributed
+from ganzoo.errors import NonFiniteLossError  # noqa: F401  (defined without torch)
 
 GUARDED = ("train/d_loss", "train/g_loss")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Raised when a loss stops being finite or runs away."""
 
 
 class NonFiniteGuard:

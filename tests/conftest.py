@@ -24,6 +24,18 @@ def slow_except(values, *keep):
     return [v if v in keep else pytest.param(v, marks=pytest.mark.slow) for v in values]
 
 
+def training_figures(cfg) -> tuple[str, ...]:
+    """The losses a run of ``cfg`` logs: train/divergence only for a loss defining one
+    (the relativistic losses define none)."""
+    import hydra
+
+    from ganzoo.losses import GANLoss
+
+    loss = hydra.utils.instantiate(cfg.loss)
+    defines = type(loss).divergence is not GANLoss.divergence
+    return ("train/d_loss", "train/g_loss", *(("train/divergence",) if defines else ()))
+
+
 def refusal(cfg) -> str:
     """The one-line message a run of ``cfg`` stops with before training: the config check,
     then building the data and the module (whose constructors check their own values)."""
