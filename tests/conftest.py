@@ -24,6 +24,20 @@ def slow_except(values, *keep):
     return [v if v in keep else pytest.param(v, marks=pytest.mark.slow) for v in values]
 
 
+def ring_checkpoint(out: Path, steps: int) -> Path:
+    """Train the ring default for ``steps`` steps into ``out``; its last.ckpt."""
+    from train import train
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"out_dir={out}", f"steps={steps}", "eval_every=0",
+                                          "data.n_train=256", "data.n_eval=100",
+                                          "trainer.enable_progress_bar=false"])
+    GlobalHydra.instance().clear()
+    train(cfg)
+    return out / "checkpoints" / "last.ckpt"
+
+
 def training_figures(cfg) -> tuple[str, ...]:
     """The losses a run of ``cfg`` logs: train/divergence only for a loss defining one
     (the relativistic losses define none)."""

@@ -12,23 +12,12 @@ from ganzoo.checkpoint import CheckpointError
 from ganzoo.sample import main, sample
 from train import train
 
-from .conftest import ROOT
+from .conftest import ring_checkpoint
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    out = tmp_path_factory.mktemp("run")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"out_dir={out}", "steps=3", "eval_every=0",
-                                          "data.n_train=256", "data.n_eval=100",
-                                          "trainer.enable_progress_bar=false"])
-    GlobalHydra.instance().clear()
-    train(cfg)
-    return out / "checkpoints" / "last.ckpt"
+    return ring_checkpoint(tmp_path_factory.mktemp("run"), steps=3)
 
 
 @pytest.mark.slow

@@ -17,25 +17,13 @@ import ganzoo
 from ganzoo.checkpoint import CheckpointError, read_checkpoint
 from ganzoo.nets import GENERATORS
 from ganzoo.sample import main, sample
-from train import train
 
-from .conftest import CONF, ROOT
+from .conftest import CONF, ROOT, ring_checkpoint
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    out = tmp_path_factory.mktemp("run")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"out_dir={out}", "steps=2", "eval_every=0",
-                                          "data.n_train=256", "data.n_eval=100",
-                                          "trainer.enable_progress_bar=false"])
-    GlobalHydra.instance().clear()
-    train(cfg)
-    return out / "checkpoints" / "last.ckpt"
+    return ring_checkpoint(tmp_path_factory.mktemp("run"), steps=2)
 
 
 def _with_generator(ckpt: Path, node: dict, path: Path) -> Path:
