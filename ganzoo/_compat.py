@@ -8,6 +8,9 @@ FutureWarning. Pointing Lightning's reference at the factory removes the cause.
 
 from __future__ import annotations
 
+import ctypes
+import os
+
 
 def patch_lightning_pytree() -> None:
     import torch.utils._pytree as pytree
@@ -19,6 +22,20 @@ def patch_lightning_pytree() -> None:
 
     if getattr(lightning_pytree, "LeafSpec", None) is pytree.LeafSpec:
         lightning_pytree.LeafSpec = factory
+
+
+def skip_nvml_check_without_nvml() -> None:
+    """Lightning's fabric sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` when imported, so that
+    ``torch.cuda.is_available()`` asks NVML instead of initialising CUDA (which would
+    poison forked workers). On a machine without NVML (no NVIDIA driver) every such call
+    tries to load libnvidia-ml, fails and falls back to the CUDA runtime's count, the
+    answer it gives without the variable: there the variable changes nothing but the
+    cost, and torch's optimisers call ``is_available()`` in every ``step()``. ganzoo
+    removes it there; with NVML present it stays as Lightning set it."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
 # Lightning's private names that ganzoo uses, in one place. Checked against lightning
@@ -48,6 +65,8 @@ _moved = [name for name in CHECKPOINT_METHODS if not hasattr(_ModelCheckpoint, n
 if _moved:
     raise ImportError(f"this Lightning's ModelCheckpoint lacks {', '.join(_moved)}, which "
                       "ganzoo's GeneratorStepCheckpoint uses; install lightning<2.7")
+
+skip_nvml_check_without_nvml()  # Lightning (imported above) has set it by now
 
 __all__ = ["CHECKPOINT_METHODS", "SubprocessScriptLauncher", "collect_rng_states",
            "patch_lightning_pytree",

@@ -9,7 +9,7 @@ checkpointing and rank bookkeeping, but leaves the module unwrapped and synchron
 per backward what was actually trained:
 
 - after every ``manual_backward`` the gradients that backward produced (the network
-  being updated; the idle one is frozen by ``toggle_optimizer``) are averaged over the
+  being updated; the idle one is frozen, ``ganzoo.updates``) are averaged over the
   ranks in one collective;
 - the batch-norm running statistics are averaged once per training iteration, after
   the generator update (``average_running_stats``): they update linearly, so this

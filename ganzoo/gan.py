@@ -38,6 +38,7 @@ from ganzoo.nets.layers import (
 )
 from ganzoo.nets.pack import Packed
 from ganzoo.penalties import Penalty
+from ganzoo.updates import Updates
 
 __all__ = ["GAN", "NonFiniteLossError"]
 
@@ -46,7 +47,7 @@ patch_lightning_pytree()
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-class GAN(Generation, Figures, ResumeState, L.LightningModule):
+class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
     """G, D, a loss, an optional penalty and evaluator, and the schedules that train them.
 
     ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
@@ -187,6 +188,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             self.evaluator.setup(dm)
 
     def on_fit_start(self) -> None:
+        self.start_updates()
         use = self.channels_last
         if use is None:
             use = self.device.type == "cuda"
@@ -244,6 +246,7 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             real = real.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC
         y_real = batch[1] if self.num_classes else None
         opt_g, opt_d = self.optimizers()
+        g_params, d_params = self.players()
         n = real.shape[0]
 
         # With k = 1 the generator update follows at once and reuses this fake batch (and
@@ -256,23 +259,21 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             fake_g = self._G(z, y_fake)
         fake = fake_g.detach()
         # Critic update; the generator is frozen.
-        self.toggle_optimizer(opt_d)
+        self.set_trainable(g_params, False)
         real_logits, fake_logits = self.critic(real, fake, y_real, y_fake)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         penalty = self._penalty(real, fake, y_real)
         d_total = d_loss if penalty is None else d_loss + penalty
         if not self.guard.skip(d_total, "train/d_loss", self.g_step + 1):
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_total)
-            opt_d.step()
+            self.step_player(opt_d, d_total)
             self.loss.after_d_step(self.discriminator)
-        self.untoggle_optimizer(opt_d)
+        self.set_trainable(g_params, True)
         self.d_step += 1
         if self.d_step % self.n_critic:
             return
 
         # Generator update; the critic is frozen.
-        self.toggle_optimizer(opt_g)
+        self.set_trainable(d_params, False)
         if reuse:
             y_g = y_fake
         else:
@@ -285,10 +286,8 @@ class GAN(Generation, Figures, ResumeState, L.LightningModule):
             real_logits_g, fake_logits_g = None, self.D(fake_g, y_g)
         g_loss = self.loss.g_loss(real_logits_g, fake_logits_g)
         if not self.guard.skip(g_loss, "train/g_loss", self.g_step + 1):
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-        self.untoggle_optimizer(opt_g)
+            self.step_player(opt_g, g_loss)
+        self.set_trainable(d_params, True)
         distributed.average_running_stats(self)  # DDP: every rank keeps the same buffers
         self.g_step += 1
         if self.generator_ema is not None and self.g_step > self.ema_start:
