@@ -16,11 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+if __name__ == "__main__" and sys.argv[1:] in (["--help"], ["-h"]):
+    from ganzoo import quickhelp  # before Hydra's import: the help needs none of it
 
-import ganzoo  # noqa: F401  (registers the config resolvers conf/ uses)
-from ganzoo.storage import StorageError, deferred_signals
+    print(quickhelp.text(Path(__file__).resolve().parent / "conf"))
+    sys.exit(0)
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+import ganzoo  # noqa: E402, F401  (registers the config resolvers conf/ uses)
+from ganzoo.storage import StorageError, deferred_signals  # noqa: E402
 
 log = logging.getLogger("ganzoo")
 
