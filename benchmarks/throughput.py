@@ -130,6 +130,7 @@ class Result:
     threads: int
     warmup: int
     steps: int
+    batch: int = 256
     ganzoo: list[dict] = field(default_factory=list)
     hand: list[dict] = field(default_factory=list)
 
@@ -148,10 +149,10 @@ def measure_row(row: str, threads: int, args) -> Result:
     warmup, steps = gpu if args.device == "cuda" else cpu
     warmup = args.warmup if args.warmup is not None else warmup
     steps = args.steps or steps
-    res = Result(label, threads, warmup, steps)
+    res = Result(label, threads, warmup, steps, 256 if "data=ring" in ROWS[row][1] else 64)
     env = child_env(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(-1, args.repeats):  # rep -1: the untimed launches
+        for rep in range(-1 if args.prime else 0, args.repeats):  # -1: untimed launches
             for who in (["ganzoo", "hand"] if rep % 2 == 0 else ["hand", "ganzoo"]):
                 w, s = (1, 2) if rep < 0 else (warmup, steps)
                 if who == "ganzoo":
@@ -202,7 +203,9 @@ def table(results: list[Result], args, seconds: float) -> str:
     for r in results:
         rate = "- | - | -"  # the whole run: no timed window
         if r.ganzoo[0].get("steps_per_s"):
-            rate = (f"{r.median('ganzoo', 'steps_per_s'):.3g} | "
+            images = r.median("ganzoo", "steps_per_s") * r.batch
+            img = "" if r.batch == 256 else f" ({images:.0f} img/s)"
+            rate = (f"{r.median('ganzoo', 'steps_per_s'):.3g}{img} | "
                     f"{r.median('hand', 'steps_per_s'):.3g} | {statistics.median(r.ratios):.2f} "
                     f"({min(r.ratios):.2f}-{max(r.ratios):.2f})")
         line = (f"| {r.label} | {r.threads} | {r.steps} ({r.warmup}) | {rate} "
@@ -240,6 +243,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="timed generator steps (all rows)")
     parser.add_argument("--warmup", type=int, help="untimed generator steps (all rows)")
     parser.add_argument("--whole-run", action="store_true", help="also the default job")
+    parser.add_argument("--no-prime", dest="prime", action="store_false",
+                        help="skip each row's untimed first pair of launches")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
