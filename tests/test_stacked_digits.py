@@ -187,3 +187,56 @@ def test_stacked_mnist_keeps_the_image_evaluator(make_cfg):
     cfg = make_cfg("data=stacked_mnist", fast=False)
     assert cfg.eval._target_ == "ganzoo.eval.images.ImageEvaluator"
     assert make_cfg("data=stacked_digits", fast=False).eval.n_samples == 26_000
+
+
+def _bench():
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("stacked_digits_bench",
+                                                  ROOT / "benchmarks" / "stacked_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_table_keeps_diverged_runs_as_rows():
+    bench = _bench()
+    done = {"status": "completed", "steps": 4000, "time_s": 600.0}
+    rows = [{"config": "pack2", "seed": 0, **done, "eval/modes": 1000.0,
+             "eval/reverse_kl": 0.02, "eval/confident": 90.0},
+            {"config": "pack2", "seed": 1, **done, "eval/modes": 998.0,
+             "eval/reverse_kl": 0.04, "eval/confident": 80.0},
+            {"config": "wgan_gp", "seed": 0, "status": "diverged", "steps": 300,
+             "time_s": 60.0, "reason": "train/d_loss became nan or inf",
+             "eval/modes": None, "eval/reverse_kl": None, "eval/confident": None}]
+    real = {"eval/modes": 1000.0, "eval/reverse_kl": 0.019, "eval/confident": 98.8}
+    table = bench.table(rows, ["pack2", "wgan_gp", "extra"], "loss=rpgan", real, 26000)
+    assert ("| PacDCGAN2 (non-saturating) | 2 | 4000 | 999.0 ± 1.4 | 0.030 ± 0.014 | "
+            "85.0 ± 7.1 | 600 |") in table
+    assert "| DCGAN, WGAN-GP | 0 + 1 diverged | | – | – | – | |" in table
+    assert "extra" not in table.split("real stacked")[0]  # no runs, no row
+    assert "| *real stacked digits, 26000 samples* | | | 1000 | 0.019 | 98.8 | |" in table
+    assert "| *PacDCGAN2 (Lin et al. 2018), Stacked MNIST* | | | 1000.0 ± 0.0 |" in table
+    checks = bench.targets(rows, ["pack2", "wgan_gp"])
+    assert [c.endswith("NOT met") for c in checks] == [True, True]
+    assert bench.targets(rows[:1], ["pack2"])[0].endswith(": met")
+
+
+def test_benchmark_writes_the_tracked_results_only_when_asked(tmp_path):
+    bench = _bench()
+    parse = bench.build_parser().parse_args
+    runs, out = bench.output_paths(parse([]), "t")
+    assert runs == bench.ROOT / "outputs" / "stacked_digits" / "t" and out == runs / "RESULTS.md"
+    assert bench.output_paths(parse(["--update-results"]), "t")[1] == bench.RECORD
+    assert parse([]).extra == "experiment=r3gan model.discriminator.norm=layer"
+    overrides = bench._overrides("extra", 1, 40, 2600, "loss=rpgan penalty=r1r2", tmp_path)
+    assert overrides[:3] == ["data=stacked_digits", "loss=rpgan", "penalty=r1r2"]
+    assert {"seed=1", "steps=40", "eval.n_samples=2600"} <= set(overrides)
+    assert "steps=8" in bench._overrides("wgan_gp", 0, 40, None, "", tmp_path)
+    path = tmp_path / "R.md"
+    path.write_text("# Benchmark results\n\n## Stacked digits\n\nold\n\n## Other\n\nkept\n")
+    bench.write_section(path, "## Stacked digits\n\nnew\n", bench.HEADING)
+    assert path.read_text() == ("# Benchmark results\n\n## Stacked digits\n\nnew\n\n"
+                                "## Other\n\nkept\n")
