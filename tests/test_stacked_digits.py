@@ -144,6 +144,7 @@ def test_the_classifier_is_cached_and_read_back(tmp_path, monkeypatch):
 
     monkeypatch.setattr(digits_clf, "train_classifier", refuse)
     again = digits_clf.load_classifier(tmp_path, epochs=1)
+    assert torch.equal(torch.get_rng_state(), state)  # so did reading it back
     assert again.accuracy == first.accuracy
     x = torch.rand(50, 1, 16, 16) * 2 - 1
     assert torch.equal(again.probs(x), first.probs(x))
@@ -167,6 +168,27 @@ def test_a_short_run_logs_the_protocol_and_draws_samples(make_cfg, tmp_path):
     header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"eval/modes", "eval/reverse_kl", "eval/confident"} <= set(header)
     assert (tmp_path / "samples.png").stat().st_size > 0
+
+
+def test_a_stopped_run_resumes_the_same_stream(make_cfg, tmp_path):
+    """SIGTERM after batch 3, resume: the weights, optimiser states and figures equal the
+    run that never stopped (the stacked stream continues where it was)."""
+    from tests.test_reliability import _assert_same_state
+    from train import TrainingInterrupted
+
+    common = ["data=stacked_digits", *TINY, "steps=6", "ckpt_every=2", "eval_every=6",
+              "data.batch_size=8", f"eval.cache_dir={tmp_path / 'cache'}"]
+    full = train(make_cfg(*common, f"out_dir={tmp_path / 'full'}"))
+    with pytest.raises(TrainingInterrupted):
+        train(make_cfg(*common, f"out_dir={tmp_path / 'first'}",
+                       "+callbacks.sig._target_=tests.test_reliability.SignalAt",
+                       "+callbacks.sig.batch=3"))
+    resumed = train(make_cfg(*common, f"out_dir={tmp_path / 'resumed'}",
+                             f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}"))
+    _assert_same_state(tmp_path / "full" / "checkpoints" / "last.ckpt",
+                       tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert {k: v for k, v in resumed.items() if k.startswith("eval/")} == {
+        k: v for k, v in full.items() if k.startswith("eval/")}
 
 
 @pytest.mark.parametrize("override, message", [

@@ -127,7 +127,8 @@ def load_classifier(cache_dir: str | Path, epochs: int = EPOCHS) -> DigitsClassi
     if path.is_file():
         try:
             record = torch.load(path, map_location="cpu", weights_only=True)
-            net = make_net()
+            with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten:
+                net = make_net()  # drawing them must not move the run's random stream
             net.load_state_dict(record["state_dict"])
             return DigitsClassifier(net.eval().requires_grad_(False),
                                     float(record["accuracy"]), epochs, path)
