@@ -134,6 +134,8 @@ def load_classifier(cache_dir: str | Path, epochs: int = EPOCHS) -> DigitsClassi
                                     float(record["accuracy"]), epochs, path)
         except Exception as exc:  # noqa: BLE001 - a damaged cache: say which, retrain
             log.info("eval: %s is unreadable (%s); training the classifier again", path, exc)
+    log.info("eval: training the digits classifier (%d epochs, once: about a second per "
+             "epoch on a CPU)", epochs)
     clf = train_classifier(epochs)
     _save(clf, path)
     log.info("eval: trained the digits classifier: held-out accuracy %.3f (20 %% of the "
