@@ -257,12 +257,12 @@ def targets(results: list[dict]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or add) the generated text of the '## Mode coverage' section of a Markdown
-    file: from its heading to the next heading of any level, so hand-written subsections
+def write_section(path: Path, body: str, heading: str = "## Mode coverage") -> None:
+    """Replace (or add) the generated text of the ``heading`` section of a Markdown file:
+    from its heading to the next heading of any level, so hand-written subsections
     (### ...) and the other sections are kept."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find("\n## Mode coverage")
+    start = text.find("\n" + heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
     else:

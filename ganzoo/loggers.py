@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 # Overrides that say where or how a run is written or shown, not what it trains.
 _NOT_IN_NAME = ("out_dir", "ckpt_path", "logger", "hydra.", "trainer.enable_progress_bar",
                 "log_every", "eval_every", "ckpt_every", "checkpoint.", "threads",
-                "metrics.cache_dir", "callbacks")
+                "metrics.cache_dir", "eval.cache_dir", "callbacks")
 
 
 def log_image(loggers: Iterable[Logger], key: str, path: str | Path, step: int) -> None:

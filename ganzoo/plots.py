@@ -123,7 +123,8 @@ def image_grid(images: Tensor, labels: Tensor | None = None, prefix: str = "",
                nrow: int = 8, tile: int = 64):
     """A PIL image of ``images`` (N, C, H, W) in [-1, 1], each upscaled (nearest
     neighbour, whole factors) to about ``tile`` pixels: a 16x16 digit at 1:1 is too
-    small to read. With ``labels`` (N,), each tile carries ``prefix`` + its label."""
+    small to read. With ``labels`` (a tensor (N,) or N strings), each tile carries
+    ``prefix`` + its label."""
     import torch.nn.functional as F
     from PIL import Image, ImageDraw
     from torchvision.utils import make_grid
@@ -138,7 +139,7 @@ def image_grid(images: Tensor, labels: Tensor | None = None, prefix: str = "",
     if labels is not None:
         draw = ImageDraw.Draw(picture)
         h, w = x.shape[-2:]
-        for i, label in enumerate(labels.tolist()):
+        for i, label in enumerate(labels.tolist() if isinstance(labels, Tensor) else labels):
             left, top = pad + (i % nrow) * (w + pad), pad + (i // nrow) * (h + pad)
             text = f"{prefix}{label}"
             box = draw.textbbox((left + 2, top + 1), text)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 # Columns of the printed table, when the jobs have them; the CSV holds every metric.
-TABLE = ("eval/modes", "eval/hq", "eval/reverse_kl", "eval/fid", "train/d_loss",
+TABLE = ("eval/modes", "eval/hq", "eval/confident", "eval/reverse_kl", "eval/fid", "train/d_loss",
          "train/g_loss", "train/divergence", "wall_time_s")
 SEED_KEYS = ("seed",)
 

@@ -86,9 +86,12 @@ def summary(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
         rows.append(("d_loss / g_loss",
                      f"{metrics['train/d_loss']:.4g} / {metrics['train/g_loss']:.4g}"))
     if "eval/modes" in metrics:
-        rows += [("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"),
-                 ("high quality", f"{metrics['eval/hq']:.1f} %"),
-                 ("reverse KL", f"{metrics['eval/reverse_kl']:.4f}")]
+        rows.append(("modes covered", f"{metrics['eval/modes']:.0f} / {n_modes}"))
+        if "eval/hq" in metrics:
+            rows.append(("high quality", f"{metrics['eval/hq']:.1f} %"))
+        if "eval/confident" in metrics:  # stacked digits: channels read with confidence
+            rows.append(("confident", f"{metrics['eval/confident']:.1f} % of channels"))
+        rows.append(("reverse KL", f"{metrics['eval/reverse_kl']:.4f}"))
     if "eval/fid" in metrics:
         rows.append(("FID", f"{metrics['eval/fid']:.2f}"))
     if "eval/kid" in metrics:
@@ -96,7 +99,10 @@ def summary(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
     if "eval/is" in metrics:
         rows.append(("IS", f"{metrics['eval/is']:.2f} ± {metrics['eval/is_std']:.2f}"))
     protocol = metrics.get("eval/protocol")
-    if protocol:
+    if protocol and "classifier" in protocol:  # eval=stacked
+        rows.append(("measured on", f"{protocol['n_fake']} generated samples, "
+                                    f"{protocol['classifier']}"))
+    elif protocol:
         rows.append(("measured on", f"{protocol['n_fake']} generated vs {protocol['n_real']} "
                                     f"real images, {protocol['extractor']}"))
     if (out / "checkpoints" / "best.ckpt").is_file():

@@ -36,6 +36,14 @@ def cluster_labels(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
     return labels, counts.double().div(n).float()
 
 
+def batch_seed(seed: int, position: int) -> int:
+    """The seed of batch ``position`` of the stream of ``seed``. torch's CPU generator
+    keeps only the low 32 bits of a seed, so (seed, position) are mixed by hashing (as
+    the toy stream does), not packed into high and low bits: ``(seed << 32) + position``
+    gave every seed the same batches."""
+    return hash((seed, position)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
 class DeviceBatches:
     """Endless (images, labels) batches drawn with replacement from uint8 tensors; under
     DDP each rank draws the global batch and keeps its own slice."""
@@ -57,7 +65,7 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n, gen = self.images.shape[0], torch.Generator()
         while True:
-            gen.manual_seed((self.seed << 32) + self.position)  # batch i: f(seed, i)
+            gen.manual_seed(batch_seed(self.seed, self.position))  # batch i: f(seed, i)
             self.position += 1
             total = self.batch_size * self.world_size
             idx = torch.randint(n, (total,), generator=gen)

@@ -12,4 +12,6 @@ The contract (``conf/eval/<name>.yaml`` builds one; ``eval=none`` turns evaluati
                   and samples over the data with the critic behind them (1-D: the density,
                   a histogram of samples and the critic's curve)
     eval=images   ganzoo.eval.images.ImageEvaluator: FID, KID, IS (metrics.*) and a grid
+    eval=stacked  ganzoo.eval.stacked.StackedEvaluator: the Stacked-MNIST mode count on
+                  stacked digits (a digits classifier per channel) and a labelled grid
 """
