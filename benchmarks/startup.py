@@ -73,10 +73,35 @@ def time_first_step() -> tuple[float, list[str]]:
     return info["time"] - start, info["modules"]
 
 
+def import_costs(top: int) -> list[tuple[str, float]]:
+    """Seconds of import per top-level package on the default run's path (``python -X
+    importtime``: each module's own time, summed by package), largest first."""
+    code = ("import train, ganzoo.gan, ganzoo.run, ganzoo.callbacks, ganzoo.loggers, "
+            "ganzoo.eval.toy, ganzoo.data.toy")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stderr
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith("import time:") and "|" in line and "self" not in line:
+            own, _, name = line[len("import time:"):].split("|")
+            package = name.strip().split(".")[0]
+            totals[package] = totals.get(package, 0.0) + int(own) / 1e6
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--imports", type=int, default=12,
+                        help="list the N costliest packages imported on the way to training")
     args = parser.parse_args()
+    if args.imports:
+        costs = import_costs(args.imports)
+        print("| package | import s (own modules, -X importtime) |\n|---|---|")
+        for package, seconds in costs:
+            print(f"| {package} | {seconds:.3f} |")
+        print()
     helps, firsts, modules = [], [], []
     for _ in range(args.repeats):
         helps.append(time_help())
