@@ -10,7 +10,7 @@ written, as a "Mode coverage" section, into ``RESULTS.md`` of the run directory
 overwrite it: it is updated only with ``--update-results`` (its ### subsections and its
 other sections are kept).
 
-    uv run python benchmarks/mode_coverage.py --update-results  # 8 configs x 5 seeds x 2
+    uv run python benchmarks/mode_coverage.py --update-results  # 12 configs x 5 seeds x 2
     uv run python benchmarks/mode_coverage.py --data grid --configs nonsaturating,pack4 \\
         --seeds 0,1 --jobs 2                                    # table in the run directory
     uv run python benchmarks/mode_coverage.py --steps 4000      # another step budget
@@ -63,6 +63,15 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                                            "data.batch_size=200"]),
     "pack4": ("PacGAN4 (non-saturating)", ["loss=nonsaturating", "model.pack=4",
                                            "data.batch_size=400"]),
+    # Relativistic critics (Jolicoeur-Martineau 2018) and R3GAN's objective (Huang et al.
+    # 2024): the pairing loss with R1 + R2 at the toy MLPs' gamma (conf/experiment/r3gan).
+    "rsgan": ("RSGAN (relativistic pairing)", ["loss=rsgan"]),
+    "ragan": ("RaGAN (relativistic average)", ["loss=ragan"]),
+    "rpgan_r1r2": ("RpGAN + R1 + R2, gamma 0.1 (R3GAN objective)",
+                   ["loss=rpgan", "penalty=r1r2", "penalty.weight=0.1"]),
+    "pack2_rpgan_r1r2": ("PacGAN2 + RpGAN + R1 + R2, gamma 0.1",
+                         ["loss=rpgan", "penalty=r1r2", "penalty.weight=0.1", "model.pack=2",
+                          "data.batch_size=200"]),
 }
 
 #: Published rows, 2,500 samples per evaluation: (modes, HQ %, reverse KL), each

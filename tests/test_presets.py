@@ -110,7 +110,8 @@ def _bench():
 
 
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
-                                    "fgan_reverse_kl_saddle", "pack4"])
+                                    "fgan_reverse_kl_saddle", "pack4", "ragan",
+                                    "pack2_rpgan_r1r2"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -119,7 +120,7 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
     assert cfg.optim.g.lr == cfg.optim.d.lr == 1e-3 and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
-    pack = 4 if config == "pack4" else 1
+    pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 1)
     # PacGAN's batches hold 100 packs of m samples.
     assert cfg.model.pack == pack and cfg.data.batch_size == 100 * pack
     assert cfg.data.name == "grid"
@@ -129,6 +130,11 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
         assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
     if config == "wgan_gp":
         assert cfg.penalty.weight == 0.1  # the toy MLP's lambda
+    if config == "ragan":
+        assert cfg.loss._target_ == "ganzoo.losses.RelativisticAverage" and cfg.penalty is None
+    if config == "pack2_rpgan_r1r2":
+        assert cfg.loss._target_ == "ganzoo.losses.RelativisticPairing"
+        assert cfg.penalty._target_ == "ganzoo.penalties.R1R2" and cfg.penalty.weight == 0.1
     paper = make_cfg(*bench._overrides("ring", config, 0, "paper", None, tmp_path), fast=False)
     assert paper.steps == 400_000 and list(paper.optim.g.betas) == (
         [0.0, 0.9] if k == 5 else [0.8, 0.999])
