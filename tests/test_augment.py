@@ -20,6 +20,7 @@ from ganzoo.penalties import R1, GradientPenalty
 from train import train
 
 from .conftest import refusal
+from .test_contracts import _doc_module
 
 DIGITS = ("data=digits", "data.n_train=64", "data.batch_size=8", "data.clusters=4",
           "model.generator.width=8", "model.discriminator.width=8", "lr_decay=none")
@@ -235,6 +236,20 @@ def test_augment_none_trains_exactly_as_an_identity_t(make_cfg, tmp_path):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+
+def test_the_documented_augmentation_trains(make_cfg, monkeypatch):
+    import sys
+
+    module = _doc_module("An augmentation", "myaugment")
+    monkeypatch.setitem(sys.modules, "myaugment", module)
+    x = torch.zeros(4, 1, 8, 8, requires_grad=True)
+    out = seeded(module.NoisyDiffAugment("cutout"))(x)
+    out.sum().backward()
+    assert out.shape == x.shape and x.grad is not None
+    metrics = train(make_cfg(*DIGITS, "augment=diffaug",
+                             "augment._target_=myaugment.NoisyDiffAugment", "steps=2"))
+    assert metrics["status"] == "completed"
 
 
 # --- ADA -----------------------------------------------------------------------------------
