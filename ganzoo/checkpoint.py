@@ -81,16 +81,19 @@ def sampling_record(generator, data) -> dict:
 
 def check_resume(path: str | Path, module) -> None:
     """Refuse, in one line, a checkpoint this module cannot resume from: unreadable or
-    pickling code, another architecture, or other training settings."""
+    pickling code, other training settings, or another architecture. The settings come
+    first: another augmentation (ADA keeps its state as buffers) also changes the weights'
+    names, and the settings say why."""
     saved = read_checkpoint(path)
-    check_compatible(saved, module.state_dict(), path)
     check_recipe(saved, module.recipe, path)
+    check_compatible(saved, module.state_dict(), path)
 
 
 def recipe_record(**settings) -> dict:
     """The settings a resumed run must share with its checkpoint (loss, penalty,
-    optimisers, n_critic, data), as plain containers: resuming with others would train
-    on with the checkpoint's optimiser settings while the run's record names the new."""
+    augmentation, optimisers, n_critic, data), as plain containers: resuming with others
+    would train on with the checkpoint's optimiser settings while the run's record names
+    the new."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     return {k: OmegaConf.to_container(v, resolve=True)
@@ -103,13 +106,15 @@ def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
     if not saved or not recipe:
         return  # a checkpoint from before recipes were kept: the weights check is all
 
-    def flat(node, prefix=""):
-        if isinstance(node, dict):
+    def flat(node, other, prefix=""):
+        # Leaves by dotted key, descending where the other side has a node too (a setting
+        # that is null on one side is shown whole: penalty: None there, {...} here).
+        if isinstance(node, dict) and isinstance(other, dict):
             return {k: v for key, sub in node.items()
-                    for k, v in flat(sub, f"{prefix}{key}.").items()}
+                    for k, v in flat(sub, other.get(key), f"{prefix}{key}.").items()}
         return {prefix[:-1]: node}
 
-    old, new = flat(saved), flat(recipe)
+    old, new = flat(saved, recipe), flat(recipe, saved)
     differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if differ:
         shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in differ[:3])
@@ -145,7 +150,8 @@ class ResumeState:
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Everything a bit-exact resume needs beyond what Lightning stores (weights,
         # optimisers, schedulers, loop counters): the place in the k:1 schedule and the
-        # random streams that draw z and the penalty's interpolation points.
+        # random streams that draw z, the penalty's interpolation points and the augmentation's
+        # parameters (ADA's p is a buffer of the module: Lightning stores it with the weights).
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()

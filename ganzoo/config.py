@@ -73,6 +73,16 @@ def _check_pack(cfg: DictConfig) -> None:
                           f"{batch}: the critic judges packs of {pack} samples")
 
 
+def _check_augment(cfg: DictConfig) -> None:
+    """augment (ganzoo.augment) transforms images; checked here, before the data is read:
+    the augmentation's constructor does not see the data's shape."""
+    augment, shape = _get(cfg, "augment"), _get(cfg, "data.shape")
+    if augment is not None and shape is not None and len(shape) != 3:
+        target = str(augment.get("_target_", "")).rpartition(".")[2] or "augment"
+        raise ConfigError(f"augment: {target} transforms images (channels, height, width), "
+                          f"data.shape is {list(shape)}; use augment=none")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
     _check_int(cfg, "steps", 1)
@@ -86,6 +96,7 @@ def validate(cfg: DictConfig) -> None:
     if threads != "auto":
         _check_int(cfg, "threads", 1)
     _check_pack(cfg)
+    _check_augment(cfg)
     for player in ("g", "d"):  # torch.optim reads them only once training has started
         lr = _get(cfg, f"optim.{player}.lr")
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))

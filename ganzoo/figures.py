@@ -38,6 +38,8 @@ class Figures:
             divergence = self.loss.divergence(real_logits, fake_logits)
             if divergence is not None:
                 figures["train/divergence"] = divergence
+            if getattr(self, "augment", None) is not None:  # ADA: its p and r_t
+                figures.update(self.augment.figures())
         figures = distributed.mean_over_ranks(figures)  # over the global batch
         figures = {k: v.item() for k, v in figures.items()}
         figures["train/lr_g"] = opt_g.param_groups[0]["lr"]

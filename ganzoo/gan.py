@@ -52,10 +52,11 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
 
     ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
     built for ``ganzoo.nets.pack.packed_shape(data_shape, pack)``); ``spectral_norm``
-    normalises every layer of the critic. ``sampling`` is what a checkpoint records for
-    sampling without the training stack (the generator's config, the data's name and
-    shape; ``ganzoo.checkpoint.sampling_record``); ``recipe`` what a resumed run must
-    share with its checkpoint (``ganzoo.checkpoint.recipe_record``).
+    normalises every layer of the critic; ``augment`` (``ganzoo.augment``) transforms every
+    critic input. ``sampling`` is what a checkpoint records for sampling without the
+    training stack (the generator's config, the data's name and shape;
+    ``ganzoo.checkpoint.sampling_record``); ``recipe`` what a resumed run must share with
+    its checkpoint (``ganzoo.checkpoint.recipe_record``).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         latent_dim: int,
         penalty: Penalty | None = None,
         evaluator=None,
+        augment: nn.Module | None = None,
         n_critic: int = 1,
         total_steps: int | None = None,
         log_every: int = 50,
@@ -101,6 +103,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
                          penalty=None if penalty is None else f"penalty={type(penalty).__name__}")
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.penalty = penalty
+        self.augment = augment  # DiffAugment's T (ganzoo.augment) or None
         self.evaluator = evaluator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.latent_dim, self.n_critic = latent_dim, n_critic
@@ -213,14 +216,18 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         """The critic and inputs that sample penalties act on: the uncompiled critic (they
         differentiate twice), with labels bound; a packed critic (PacGAN,
         ``ganzoo.nets.pack``) is penalised on its own inputs, whole packs."""
-        D = self.discriminator
-        if isinstance(D, Packed):
-            return D.critic, [D.pack_batch(x) for x in samples]
-        return (D if labels is None else (lambda x: D(x, labels))), list(samples)
+        D, T = self.discriminator, self.augment
+        if isinstance(D, Packed):  # T acts on samples: unpack, augment, pack again
+            critic = D.critic if T is None else (lambda p: D(T(p.reshape(-1, *D.data_shape))))
+            return critic, [D.pack_batch(x) for x in samples]
+        critic = D if T is None else (lambda x, *y: D(T(x), *y))  # grad_x D(T(x)), through T
+        return (critic if labels is None else (lambda x: critic(x, labels))), list(samples)
 
     def critic(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
                y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Critic logits on real and fake, in one pass where that is exact."""
+        if self.augment is not None:  # one distribution of T for real and fake
+            real, fake = self.augment(real), self.augment(fake)
         if self.fuse_critic_pass:
             y = None if y_real is None else torch.cat([y_real, y_fake])
             logits = self.D(torch.cat([real, fake]), y)
@@ -267,6 +274,8 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         if not self.guard.skip(d_total, "train/d_loss", self.g_step + 1):
             self.step_player(opt_d, d_total)
             self.loss.after_d_step(self.discriminator)
+            if self.augment is not None:  # ADA adapts to the critic's signs on reals
+                self.augment.observe(real_logits.detach(), n, self.d_step + 1)
         self.set_trainable(g_params, True)
         self.d_step += 1
         if self.d_step % self.n_critic:
@@ -283,7 +292,8 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
             real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g)
             real_logits_g = real_logits_g.detach()
         else:
-            real_logits_g, fake_logits_g = None, self.D(fake_g, y_g)
+            real_logits_g, fake_logits_g = None, self.D(
+                fake_g if self.augment is None else self.augment(fake_g), y_g)
         g_loss = self.loss.g_loss(real_logits_g, fake_logits_g)
         if not self.guard.skip(g_loss, "train/g_loss", self.g_step + 1):
             self.step_player(opt_g, g_loss)

@@ -7,8 +7,10 @@
     penalty=r1r2   both (Huang et al. 2024, R3GAN)
 
 A penalty is called as ``penalty(D, real, fake)`` with the critic as a callable from
-inputs to logits (labels bound for a conditional critic, whole packs for a packed one:
-the loop prepares both) and returns the weighted term added to the critic loss. The loop
+inputs to logits (labels bound for a conditional critic, whole packs for a packed one,
+x -> D(T(x)) under an augmentation T, so that R1 is the gradient through T with respect
+to the un-augmented input, as in DiffAugment's and ADA's code: ``ganzoo.augment``; the
+loop prepares all three) and returns the weighted term added to the critic loss. The loop
 owns the schedule: it applies the penalty every ``every`` critic steps and scales it by
 ``every`` (lazy regularisation, Karras et al. 2020, StyleGAN2 Sec. 3.1). Gradients are
 taken per sample over its flattened input; norms are computed in fp32 under mixed
