@@ -44,6 +44,7 @@ from hydra.utils import instantiate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import ganzoo  # noqa: E402, F401  (the config resolvers conf/ uses; omegaconf only)
 
 
 def peak_rss_mib() -> float:

@@ -154,33 +154,40 @@ def _init_worker(threads: int) -> None:
 
 def run_one(job: tuple[str, str, int, str, int | None, str]) -> dict:
     """Train one (data, config, seed); return its final metrics (stdout kept in run.log)."""
+    data, config, seed, budget, steps, out = job
+    out_dir = Path(out)
+    return train_row(_overrides(data, config, seed, budget, steps, out_dir), out_dir,
+                     {"data": data, "config": config, "seed": seed}, METRICS)
+
+
+def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str, ...]
+              ) -> dict:
+    """One benchmark training in ``out_dir`` (its output kept in run.log): ``row`` with the
+    status, generator steps, wall time and the final ``metrics`` (None if it diverged:
+    a diverged run is a row of the table, not a crash)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from ganzoo.gan import NonFiniteLossError
     from train import train
 
-    data, config, seed, budget, steps, out = job
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=_overrides(data, config, seed, budget, steps,
-                                                       out_dir))
+        cfg = compose("train", overrides=overrides)
     log = io.StringIO()
     start = time.perf_counter()
-    row = {"data": data, "config": config, "seed": seed}
     try:
         with contextlib.redirect_stdout(log):
-            metrics = train(cfg)
-    except NonFiniteLossError as exc:  # a diverged run is a result of the table, not a crash
+            final = train(cfg)
+    except NonFiniteLossError as exc:
         return {**row, "status": "diverged", "reason": str(exc),
                 "steps": json.loads((out_dir / "metrics.json").read_text())["steps"],
-                "time_s": time.perf_counter() - start, **{k: None for k in METRICS}}
+                "time_s": time.perf_counter() - start, **{k: None for k in metrics}}
     finally:
         (out_dir / "run.log").write_text(log.getvalue())
-    return {**row, "status": "completed", "steps": metrics["steps"],
-            "time_s": time.perf_counter() - start, **{k: metrics[k] for k in METRICS}}
+    return {**row, "status": "completed", "steps": final["steps"],
+            "time_s": time.perf_counter() - start, **{k: final[k] for k in metrics}}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -24,8 +24,6 @@ A run whose loss becomes non-finite is a row of the table ("diverged"), not a cr
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import math
 import os
@@ -41,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.mode_coverage import _fmt, _mean_std, write_section  # noqa: E402
+from benchmarks.mode_coverage import _fmt, _mean_std, train_row, write_section  # noqa: E402
 
 RECORD = ROOT / "benchmarks" / "RESULTS.md"
 HEADING = "## Stacked digits"
@@ -103,33 +101,10 @@ def _init_worker(threads: int) -> None:
 
 def run_one(job: tuple[str, int, int, int | None, str, str]) -> dict:
     """Train one (config, seed); its final figures (its output kept in run.log)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ganzoo.gan import NonFiniteLossError
-    from train import train
-
     config, seed, steps, samples, extra, out = job
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=_overrides(config, seed, steps, samples, extra,
-                                                    out_dir))
-    log = io.StringIO()
-    start = time.perf_counter()
-    row = {"config": config, "seed": seed}
-    try:
-        with contextlib.redirect_stdout(log):
-            metrics = train(cfg)
-    except NonFiniteLossError as exc:  # a diverged run is a result, not a crash
-        written = json.loads((out_dir / "metrics.json").read_text())
-        return {**row, "status": "diverged", "reason": str(exc), "steps": written["steps"],
-                "time_s": time.perf_counter() - start, **{k: None for k in METRICS}}
-    finally:
-        (out_dir / "run.log").write_text(log.getvalue())
-    return {**row, "status": "completed", "steps": metrics["steps"],
-            "time_s": time.perf_counter() - start, **{k: metrics[k] for k in METRICS}}
+    return train_row(_overrides(config, seed, steps, samples, extra, out_dir), out_dir,
+                     {"config": config, "seed": seed}, METRICS)
 
 
 def real_reference(samples: int) -> dict:

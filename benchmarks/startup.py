@@ -102,6 +102,8 @@ def main() -> None:
         for package, seconds in costs:
             print(f"| {package} | {seconds:.3f} |")
         print()
+    if not args.repeats:
+        return
     helps, firsts, modules = [], [], []
     for _ in range(args.repeats):
         helps.append(time_help())

@@ -257,7 +257,11 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
 
     start = time.time()
-    results = [measure_row(r, t, args) for r in rows for t in threads]
+    results = []
+    for r in rows:
+        for t in threads:
+            results.append(measure_row(r, t, args))
+            print(table(results, args, time.time() - start), file=sys.stderr)  # so far
     if args.whole_run:
         results += [measure_whole_run(t, args) for t in threads[:1]]
     print(table(results, args, time.time() - start))

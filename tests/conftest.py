@@ -90,3 +90,14 @@ def _no_downloads(monkeypatch):
         raise OSError(f"tests do not download ({url})")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_bench",
+                                                  ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -98,15 +98,9 @@ STEPS, LR_DECAY, LR = 400_000, "none", 1.0e-4
 
 
 def _bench():
-    import importlib.util
+    from .conftest import load_benchmark
 
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("mode_coverage",
-                                                  ROOT / "benchmarks" / "mode_coverage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mode_coverage")
 
 
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",

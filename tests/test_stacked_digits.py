@@ -212,15 +212,9 @@ def test_stacked_mnist_keeps_the_image_evaluator(make_cfg):
 
 
 def _bench():
-    import importlib.util
+    from .conftest import load_benchmark
 
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("stacked_digits_bench",
-                                                  ROOT / "benchmarks" / "stacked_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stacked_digits")
 
 
 def test_benchmark_table_keeps_diverged_runs_as_rows():
