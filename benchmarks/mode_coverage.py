@@ -190,6 +190,31 @@ def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str
             "time_s": time.perf_counter() - start, **{k: final[k] for k in metrics}}
 
 
+def run_pool(jobs: list, n_jobs: int, worker, describe, runs: Path) -> list[dict]:
+    """``worker`` over ``jobs``, ``n_jobs`` at a time in spawned processes with
+    cpu_count // n_jobs torch threads each, printing ``describe(result)`` as each ends."""
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // n_jobs)
+    print(f"{len(jobs)} runs, {n_jobs} at a time with {threads} torch thread(s) each, "
+          f"on {cpus} CPUs; run directories under {runs}", flush=True)
+    results = []
+    with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        for r in pool.map(worker, jobs):
+            results.append(r)
+            print(describe(r), flush=True)
+    return results
+
+
+def _describe(r: dict) -> str:
+    if r["status"] == "diverged":
+        return (f"  {r['data']:<4} {r['config']:<16} seed {r['seed']}  diverged: "
+                f"{r['reason']}  ({r['time_s']:.0f} s)")
+    return (f"  {r['data']:<4} {r['config']:<16} seed {r['seed']}  modes "
+            f"{r['eval/modes']:.0f}  HQ {r['eval/hq']:5.1f}%  rKL "
+            f"{r['eval/reverse_kl']:.3f}  ({r['time_s']:.0f} s)")
+
+
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation; inf (no spread) if any value is infinite (the
     reverse KL of a run without a single high-quality sample)."""
@@ -312,10 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_paths(args: argparse.Namespace, stamp: str) -> tuple[Path, Path | None]:
+def output_paths(args: argparse.Namespace, stamp: str, name: str = "mode_coverage"
+                 ) -> tuple[Path, Path | None]:
     """(runs directory, Markdown file for the table or None): the table goes beside the
-    runs unless asked for elsewhere, so only --update-results touches the tracked file."""
-    runs = Path(args.runs_dir or ROOT / "outputs" / "mode_coverage" / stamp)
+    runs (``outputs/<name>/<stamp>``) unless asked for elsewhere, so only --update-results
+    touches the tracked file."""
+    runs = Path(args.runs_dir or ROOT / "outputs" / name / stamp)
     if args.update_results and args.out is not None:
         raise SystemExit(f"error: --update-results writes {RECORD.relative_to(ROOT)}; "
                          "give it or --out, not both")
@@ -344,24 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(d, c, s, args.budget, args.steps, str(runs / d / c / f"seed{s}"))
             for d in datasets for c in configs for s in seeds]
+    start = time.perf_counter()
+    results = run_pool(jobs, args.jobs, run_one, _describe, runs)
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // args.jobs)
-    print(f"{len(jobs)} runs, {args.jobs} at a time with {threads} torch thread(s) each, "
-          f"on {cpus} CPUs; run directories under {runs}", flush=True)
-
-    start = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        for r in pool.map(run_one, jobs):
-            results.append(r)
-            if r["status"] == "diverged":
-                print(f"  {r['data']:<4} {r['config']:<16} seed {r['seed']}  diverged: "
-                      f"{r['reason']}  ({r['time_s']:.0f} s)", flush=True)
-                continue
-            print(f"  {r['data']:<4} {r['config']:<16} seed {r['seed']}  modes "
-                  f"{r['eval/modes']:.0f}  HQ {r['eval/hq']:5.1f}%  rKL "
-                  f"{r['eval/reverse_kl']:.3f}  ({r['time_s']:.0f} s)", flush=True)
     total = time.perf_counter() - start
     (runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 

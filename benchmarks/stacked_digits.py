@@ -32,14 +32,19 @@ import shlex
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.mode_coverage import _fmt, _mean_std, train_row, write_section  # noqa: E402
+from benchmarks.mode_coverage import (  # noqa: E402
+    _fmt,
+    _mean_std,
+    run_pool,
+    train_row,
+    write_section,
+)
+from benchmarks.mode_coverage import output_paths as shared_output_paths  # noqa: E402
 
 RECORD = ROOT / "benchmarks" / "RESULTS.md"
 HEADING = "## Stacked digits"
@@ -105,6 +110,13 @@ def run_one(job: tuple[str, int, int, int | None, str, str]) -> dict:
     out_dir = Path(out)
     return train_row(_overrides(config, seed, steps, samples, extra, out_dir), out_dir,
                      {"config": config, "seed": seed}, METRICS)
+
+
+def _describe(r: dict) -> str:
+    figures = (f"diverged: {r['reason']}" if r["status"] == "diverged" else
+               f"modes {r['eval/modes']:.0f}  rKL {r['eval/reverse_kl']:.3f}  "
+               f"confident {r['eval/confident']:.1f}%")
+    return f"  {r['config']:<14} seed {r['seed']}  {figures}  ({r['time_s']:.0f} s)"
 
 
 def real_reference(samples: int) -> dict:
@@ -196,15 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def output_paths(args: argparse.Namespace, stamp: str) -> tuple[Path, Path | None]:
-    runs = Path(args.runs_dir or ROOT / "outputs" / "stacked_digits" / stamp)
-    if args.update_results and args.out is not None:
-        raise SystemExit(f"error: --update-results writes {RECORD.relative_to(ROOT)}; "
-                         "give it or --out, not both")
-    if args.update_results:
-        return runs, RECORD
-    if args.out == "-":
-        return runs, None
-    return runs, Path(args.out) if args.out else runs / "RESULTS.md"
+    return shared_output_paths(args, stamp, "stacked_digits")
 
 
 def _check(parser, args) -> tuple[list[int], list[str]]:
@@ -225,23 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(c, s, args.steps, args.samples, args.extra, str(runs / c / f"seed{s}"))
             for c in configs for s in seeds]
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // args.jobs)
     n = args.samples or 26_000
     real = real_reference(n)
-    print(f"{len(jobs)} runs, {args.jobs} at a time with {threads} torch thread(s) each, "
-          f"on {cpus} CPUs; run directories under {runs}", flush=True)
     start = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        for r in pool.map(run_one, jobs):
-            results.append(r)
-            figures = (f"diverged: {r['reason']}" if r["status"] == "diverged" else
-                       f"modes {r['eval/modes']:.0f}  rKL {r['eval/reverse_kl']:.3f}  "
-                       f"confident {r['eval/confident']:.1f}%")
-            print(f"  {r['config']:<14} seed {r['seed']}  {figures}  ({r['time_s']:.0f} s)",
-                  flush=True)
+    results = run_pool(jobs, args.jobs, run_one, _describe, runs)
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // args.jobs)
     total = time.perf_counter() - start
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
