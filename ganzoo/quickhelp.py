@@ -17,10 +17,6 @@ from pathlib import Path
 HIDDEN = ("base", "hydra", "tuning")
 
 
-def wanted(argv: list[str]) -> bool:
-    return argv in (["--help"], ["-h"])
-
-
 def text(conf: Path) -> str:
     train = (conf / "train.yaml").read_text().splitlines()
     defaults = dict(re.findall(r"^  - (?:optional )?(\w+): (\S+)", "\n".join(train), re.M))
