@@ -144,24 +144,34 @@ class Result:
                 for g, h in zip(self.ganzoo, self.hand, strict=True)]
 
 
+def run_pairs(res: Result, reps: range, commands, env: dict) -> None:
+    """For each repeat, the ganzoo and the hand process in alternating order;
+    ``commands(who, rep, tmp)`` gives a process's command line and its result file (None:
+    its last stdout line). Repeats below 0 are untimed launches, not kept."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in reps:
+            for who in (["ganzoo", "hand"] if rep % 2 == 0 else ["hand", "ganzoo"]):
+                cmd, result = commands(who, rep, Path(tmp))
+                r = launch(cmd, env, result)
+                if rep >= 0:
+                    getattr(res, who).append(r)
+
+
 def measure_row(row: str, threads: int, args) -> Result:
     label, _, _, cpu, gpu = ROWS[row]
     warmup, steps = gpu if args.device == "cuda" else cpu
     warmup = args.warmup if args.warmup is not None else warmup
     steps = args.steps or steps
     res = Result(label, threads, warmup, steps, 256 if "data=ring" in ROWS[row][1] else 64)
-    env = child_env(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(-1 if args.prime else 0, args.repeats):  # -1: untimed launches
-            for who in (["ganzoo", "hand"] if rep % 2 == 0 else ["hand", "ganzoo"]):
-                w, s = (1, 2) if rep < 0 else (warmup, steps)
-                if who == "ganzoo":
-                    out, result = Path(tmp) / f"run{rep}", Path(tmp) / f"clock{rep}.json"
-                    r = launch(ganzoo_cmd(row, threads, w, s, out, result, args), env, result)
-                else:
-                    r = launch(hand_cmd(row, threads, w, s, args), env, None)
-                if rep >= 0:
-                    getattr(res, who).append(r)
+
+    def commands(who: str, rep: int, tmp: Path) -> tuple[list[str], Path | None]:
+        w, s = (1, 2) if rep < 0 else (warmup, steps)
+        if who == "hand":
+            return hand_cmd(row, threads, w, s, args), None
+        result = tmp / f"clock{rep}.json"
+        return ganzoo_cmd(row, threads, w, s, tmp / f"run{rep}", result, args), result
+
+    run_pairs(res, range(-1 if args.prime else 0, args.repeats), commands, child_env(threads))
     print(f"{row} x {threads} thread(s): ratios "
           + "/".join(f"{x:.2f}" for x in res.ratios), file=sys.stderr, flush=True)
     return res
@@ -171,23 +181,21 @@ def measure_whole_run(threads: int, args) -> Result:
     """The default job: ``train.py`` as is against ``hand_loop.py --job``."""
     res = Result("the default run (ring, 4000 steps, evaluations, checkpoints)", threads, 0,
                  4000)
-    env = child_env(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(args.repeats):
-            for who in (["ganzoo", "hand"] if rep % 2 == 0 else ["hand", "ganzoo"]):
-                out = Path(tmp) / f"{who}{rep}"
-                if who == "ganzoo":
-                    result = Path(tmp) / f"clock{rep}.json"
-                    cmd = [PY, str(ROOT / "train.py"), f"out_dir={out}", f"threads={threads}",
-                           "+callbacks.clock._target_=benchmarks.timing.StepClock",
-                           f"+callbacks.clock.path={result}"]
-                    res.ganzoo.append(launch(cmd, env, result))
-                else:
-                    cmd = [PY, str(ROOT / "benchmarks" / "hand_loop.py"), "--threads",
-                           str(threads), "--job", "--out", str(out)]
-                    res.hand.append(launch(cmd, env, None))
-            print(f"whole run {rep}: ganzoo {res.ganzoo[-1]['wall_s']:.1f} s, hand "
-                  f"{res.hand[-1]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+
+    def commands(who: str, rep: int, tmp: Path) -> tuple[list[str], Path | None]:
+        out = tmp / f"{who}{rep}"
+        if who == "hand":
+            return [PY, str(ROOT / "benchmarks" / "hand_loop.py"), "--threads", str(threads),
+                    "--job", "--out", str(out)], None
+        result = tmp / f"clock{rep}.json"
+        return [PY, str(ROOT / "train.py"), f"out_dir={out}", f"threads={threads}",
+                "+callbacks.clock._target_=benchmarks.timing.StepClock",
+                f"+callbacks.clock.path={result}"], result
+
+    run_pairs(res, range(args.repeats), commands, child_env(threads))
+    print("whole run: ganzoo " + "/".join(f"{r['wall_s']:.1f}" for r in res.ganzoo)
+          + " s, hand " + "/".join(f"{r['wall_s']:.1f}" for r in res.hand) + " s",
+          file=sys.stderr, flush=True)
     return res
 
 
