@@ -16,7 +16,6 @@ classes hit, and the KL divergence of the predicted class distribution to unifor
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ganzoo.metrics import kl_to_uniform  # noqa: E402
+
 N_SAMPLES = 2000
 CONFIDENT = 0.9
 
@@ -37,8 +38,9 @@ CONFIDENT = 0.9
 def figures(probs: np.ndarray) -> dict[str, float]:
     """Confident share, classes hit and KL(predicted class distribution || uniform)."""
     pred = probs.argmax(1)
-    freq = np.bincount(pred, minlength=10) / len(pred)
-    kl = float(sum(f * math.log(f * 10) for f in freq if f > 0))
+    counts = np.bincount(pred, minlength=10)
+    freq = counts / len(pred)
+    kl = kl_to_uniform(torch.from_numpy(counts))
     return {"confident": float((probs.max(1) >= CONFIDENT).mean()),
             "classes": int((freq > 0).sum()), "kl_uniform": kl, "freq": freq}
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ganzoo.metrics import kl_to_uniform
+
 N_MODES = 1000
 
 
@@ -35,11 +37,10 @@ def stacked_metrics(probs: Tensor, confidence: float = 0.9) -> dict[str, float]:
     """eval/modes, eval/reverse_kl and eval/confident (%) of channel probabilities
     (N, 3, 10)."""
     counts = mode_counts(triples(probs))
-    q = counts / counts.sum()
     confident = (probs.max(dim=2).values >= confidence).double().mean()
     return {
         "eval/modes": float((counts > 0).sum()),
-        "eval/reverse_kl": float(torch.xlogy(q, q * N_MODES).sum()),
+        "eval/reverse_kl": kl_to_uniform(counts),
         "eval/confident": 100.0 * float(confident),
     }
 

@@ -9,10 +9,10 @@ distribution of high-quality samples over the modes and the uniform distribution
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from ganzoo.metrics import kl_to_uniform
 
 
 def mode_metrics(samples: Tensor, means: Tensor, stds: Tensor) -> dict[str, float]:
@@ -22,14 +22,8 @@ def mode_metrics(samples: Tensor, means: Tensor, stds: Tensor) -> dict[str, floa
     nearest_d, nearest = dist.min(dim=1)
     hq = nearest_d <= 3 * stds[nearest]  # (N,)
     counts = torch.bincount(nearest[hq], minlength=means.shape[0]).double()
-    n_hq = counts.sum().item()
-    if n_hq > 0:
-        p = counts / n_hq
-        reverse_kl = torch.sum(torch.xlogy(p, p * means.shape[0])).item()
-    else:
-        reverse_kl = math.inf
     return {
         "eval/modes": float((counts > 0).sum().item()),
-        "eval/hq": 100.0 * n_hq / x.shape[0],
-        "eval/reverse_kl": reverse_kl,
+        "eval/hq": 100.0 * counts.sum().item() / x.shape[0],
+        "eval/reverse_kl": kl_to_uniform(counts),  # inf without a high-quality sample
     }
