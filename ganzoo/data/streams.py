@@ -38,8 +38,8 @@ def cluster_labels(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
 
 def batch_seed(seed: int, position: int) -> int:
     """The seed of batch ``position`` of the stream of ``seed``. torch's CPU generator
-    keeps only the low 32 bits of a seed, so (seed, position) are mixed by hashing (as
-    the toy stream does), not packed into high and low bits: ``(seed << 32) + position``
+    keeps only the low 32 bits of a seed, so (seed, position) are mixed by hashing, not
+    packed into high and low bits: ``(seed << 32) + position``
     gave every seed the same batches."""
     return hash((seed, position)) & 0x7FFF_FFFF_FFFF_FFFF
 

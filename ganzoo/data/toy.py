@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ganzoo.config import require_int
 from ganzoo.data.base import GANDataModule
+from ganzoo.data.streams import batch_seed
 from ganzoo.distributed import shard
 from ganzoo.distributions import GaussianMixture, gauss1d, grid, ring
 
@@ -41,7 +42,7 @@ class RandomBatches:
         n = self.data.shape[0]
         generator = torch.Generator()
         while True:
-            generator.manual_seed(hash((self.seed, self.position)) & 0x7FFF_FFFF_FFFF_FFFF)
+            generator.manual_seed(batch_seed(self.seed, self.position))
             self.position += 1
             idx = torch.randint(n, (self.batch_size * self.world_size,), generator=generator)
             yield self.data[shard(idx, self.rank, self.world_size)]
