@@ -61,9 +61,12 @@ class StackedEvaluator:
 
     def probs(self, module, n: int) -> torch.Tensor:
         """Channel class probabilities (n, 3, 10) of n samples from fixed noise."""
-        clf = self._classifier().to(module.device)
-        fake = module.generate(n, seed=self.seed, batch_size=self.batch_size)  # (n, 3, S, S)
-        side = fake.shape[-1]
+        return self.read(module.generate(n, seed=self.seed, batch_size=self.batch_size))
+
+    def read(self, fake: torch.Tensor) -> torch.Tensor:
+        """Channel class probabilities (n, 3, 10) of samples (n, 3, S, S)."""
+        n, side = fake.shape[0], fake.shape[-1]
+        clf = self._classifier().to(fake.device)
         channels = fake.clamp(-1, 1).reshape(n * 3, 1, side, side)  # one digit each
         return clf.probs(channels).reshape(n, 3, 10)
 
@@ -76,5 +79,5 @@ class StackedEvaluator:
         from ganzoo.plots import image_grid
 
         fake = module.generate(64, seed=self.seed)
-        modes = triples(self.probs(module, 64)).tolist()  # the same 64 samples
+        modes = triples(self.read(fake)).tolist()
         image_grid(fake, [f"{m:03d}" for m in modes]).save(path, format="PNG")
