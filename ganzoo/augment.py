@@ -54,24 +54,17 @@ POLICIES = {"color": ("brightness", "saturation", "contrast"),
             "translation": ("translation",), "cutout": ("cutout",)}
 
 
-def _per_sample(x: Tensor) -> tuple[int, int, int]:
-    """(global batch size, rank, world size) for drawing one parameter per sample."""
-    rank, world_size = distributed.world()
-    return x.shape[0] * world_size, rank, world_size
-
-
 def uniform(x: Tensor, low: float, high: float, dtype: torch.dtype | None = None) -> Tensor:
     """One draw of U(low, high) per sample of x (N,), this rank's slice of the global batch."""
-    n, rank, world_size = _per_sample(x)
-    u = torch.rand(n, device=x.device, dtype=dtype or x.dtype)
-    return low + (high - low) * distributed.shard(u, rank, world_size)
+    u = distributed.draw_global(
+        lambda n: torch.rand(n, device=x.device, dtype=dtype or x.dtype), x.shape[0])
+    return low + (high - low) * u
 
 
 def integers(x: Tensor, low: int, high: int) -> Tensor:
     """One integer of U{low, ..., high} per sample of x (N,)."""
-    n, rank, world_size = _per_sample(x)
-    k = torch.randint(low, high + 1, (n,), device=x.device)
-    return distributed.shard(k, rank, world_size)
+    return distributed.draw_global(
+        lambda n: torch.randint(low, high + 1, (n,), device=x.device), x.shape[0])
 
 
 def _per_image(t: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ alone writes the run's outputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -57,6 +57,14 @@ def shard(x: Tensor, rank: int, world_size: int) -> Tensor:
         return x
     n = x.shape[0] // world_size
     return x[rank * n:(rank + 1) * n]
+
+
+def draw_global(draw: Callable[[int], Tensor | None], n: int) -> Tensor | None:
+    """This rank's n of ``draw(n * world size)``: every rank draws the global batch and keeps
+    its own slice, so N ranks draw what one process would (None stays None)."""
+    rank, world_size = world()
+    x = draw(n * world_size)
+    return None if x is None else shard(x, rank, world_size)
 
 
 def _average_(tensors: Sequence[Tensor]) -> None:

@@ -24,11 +24,8 @@ class Generation:
     def training_noise(self, n: int) -> tuple[Tensor, Tensor | None]:
         """z and fake labels for this rank's n samples. Under DDP every rank draws the
         global batch's noise and keeps its slice, as one process would draw it."""
-        rank, world_size = distributed.world()
-        y = self.sample_labels(n * world_size)
-        z = self.sample_z(n * world_size)
-        return (distributed.shard(z, rank, world_size),
-                None if y is None else distributed.shard(y, rank, world_size))
+        y = distributed.draw_global(self.sample_labels, n)  # labels first, then z
+        return distributed.draw_global(self.sample_z, n), y
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)
