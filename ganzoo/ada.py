@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from ganzoo import distributed
@@ -85,7 +84,7 @@ class ADA(DiffAugment):
         self.judged += real_logits.numel()
         if step % self.interval:
             return
-        counts = _sum_over_ranks(torch.stack([self.signs, self.judged]))
+        counts = distributed.sum_over_ranks(torch.stack([self.signs, self.judged]))
         rt = counts[0].float() / counts[1].clamp_min(1).float()
         images = n * distributed.world()[1] * self.interval  # the global batches judged
         step_p = torch.sign(rt - self.target).long() * images
@@ -100,13 +99,6 @@ class ADA(DiffAugment):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, target={self.target}, interval={self.interval}, "
                 f"kimg={self.span / 1000:g}")
-
-
-def _sum_over_ranks(t: Tensor) -> Tensor:
-    if distributed.world()[1] > 1:
-        t = t.clone()
-        dist.all_reduce(t)
-    return t
 
 
 def _number(key: str, value, ok: Callable[[float], bool], what: str) -> None:

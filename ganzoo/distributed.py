@@ -99,6 +99,15 @@ def average_running_stats(module: nn.Module) -> None:
         _average_(stats)
 
 
+def sum_over_ranks(t: Tensor) -> Tensor:
+    """``t`` summed over the ranks (a copy; ``t`` itself outside a process group)."""
+    if world()[1] == 1:
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t
+
+
 def mean_over_ranks(values: dict[str, Tensor]) -> dict[str, Tensor]:
     """Scalars averaged over ranks (one collective); unchanged outside a process group."""
     _, world_size = world()
