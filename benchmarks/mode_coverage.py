@@ -16,7 +16,8 @@ other sections are kept).
     uv run python benchmarks/mode_coverage.py --steps 4000      # another step budget
 
 Runs go to ``--runs-dir`` (each a normal run directory: metrics.json, samples.png, the
-checkpoint); ``--jobs`` runs that many trainings at once in separate processes, each with
+checkpoint; a run that already completed there is read back, not trained again, so an
+interrupted table finishes by repeating its command with the same ``--runs-dir``); ``--jobs`` runs that many trainings at once in separate processes, each with
 ``cpu_count // jobs`` torch threads.
 """
 
@@ -156,8 +157,27 @@ def run_one(job: tuple[str, str, int, str, int | None, str]) -> dict:
     """Train one (data, config, seed); return its final metrics (stdout kept in run.log)."""
     data, config, seed, budget, steps, out = job
     out_dir = Path(out)
+    done = finished_row(out_dir, {"data": data, "config": config, "seed": seed},
+                        _steps(config, budget, steps), METRICS)
+    if done is not None:
+        return done
     return train_row(_overrides(data, config, seed, budget, steps, out_dir), out_dir,
                      {"data": data, "config": config, "seed": seed}, METRICS)
+
+
+def finished_row(out_dir: Path, row: dict, steps: int | None, metrics: tuple[str, ...]
+                 ) -> dict | None:
+    """The row of a run that already finished in ``out_dir`` (its metrics.json says
+    completed after ``steps`` generator steps), so that a table interrupted part-way is
+    finished by running the same command again; None if there is none."""
+    path = out_dir / "metrics.json"
+    if steps is None or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("status") != "completed" or record.get("steps") != steps:
+        return None
+    return {**row, "status": "completed", "steps": steps, "time_s": record["wall_time_s"],
+            "reused": True, **{k: record[k] for k in metrics}}
 
 
 def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str, ...]
@@ -212,7 +232,8 @@ def _describe(r: dict) -> str:
                 f"{r['reason']}  ({r['time_s']:.0f} s)")
     return (f"  {r['data']:<4} {r['config']:<16} seed {r['seed']}  modes "
             f"{r['eval/modes']:.0f}  HQ {r['eval/hq']:5.1f}%  rKL "
-            f"{r['eval/reverse_kl']:.3f}  ({r['time_s']:.0f} s)")
+            f"{r['eval/reverse_kl']:.3f}  ({r['time_s']:.0f} s"
+            f"{', read back' if r.get('reused') else ''})")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -1,5 +1,6 @@
 """The PacGAN 2-D presets compose with their documented values and train."""
 
+import json
 import math
 from pathlib import Path
 
@@ -203,3 +204,19 @@ def test_benchmark_table_counts_diverged_runs_apart():
                     "rKL 0.010 (target 8.0 modes, >= 97% HQ, rKL <= 0.05): NOT met"]
     rows.pop(1)
     assert bench.targets(rows)[-1].endswith(": met")
+
+
+def test_benchmark_reads_back_a_finished_run_and_retrains_anything_else(tmp_path):
+    bench = _bench()
+    row = {"data": "ring", "config": "rsgan", "seed": 2}
+    assert bench.finished_row(tmp_path, row, 4000, bench.METRICS) is None  # nothing there
+    record = {"status": "completed", "steps": 4000, "eval/modes": 7.0, "eval/hq": 89.5,
+              "eval/reverse_kl": 0.25, "wall_time_s": 91.0, "train/d_loss": 0.4}
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
+    assert bench.finished_row(tmp_path, row, 4000, bench.METRICS) == {
+        **row, "status": "completed", "steps": 4000, "time_s": 91.0, "reused": True,
+        "eval/modes": 7.0, "eval/hq": 89.5, "eval/reverse_kl": 0.25}
+    # Another step budget, or a run that did not complete, is trained again.
+    assert bench.finished_row(tmp_path, row, 8000, bench.METRICS) is None
+    (tmp_path / "metrics.json").write_text(json.dumps({**record, "status": "diverged"}))
+    assert bench.finished_row(tmp_path, row, 4000, bench.METRICS) is None
