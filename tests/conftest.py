@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# Keep Python's bytecode caches in this process and every child it starts (train.py run
+# as a user runs it, DDP and joblib workers), even where the environment turns them off
+# (PYTHONDONTWRITEBYTECODE=1): otherwise each child compiles torch, Lightning and their
+# dependencies from source, which on a fresh clone is most of a subprocess test's time.
+# What the tests run is unchanged; only the caches are written.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 import pytest
 from hydra import compose, initialize_config_dir
