@@ -17,7 +17,8 @@ other sections are kept).
 
 Runs go to ``--runs-dir`` (each a normal run directory: metrics.json, samples.png, the
 checkpoint; a run that already completed there is read back, not trained again, so an
-interrupted table finishes by repeating its command with the same ``--runs-dir``); ``--jobs`` runs that many trainings at once in separate processes, each with
+interrupted table finishes by repeating its command with the same ``--runs-dir``);
+``--jobs`` runs that many trainings at once in separate processes, each with
 ``cpu_count // jobs`` torch threads.
 """
 

@@ -14,11 +14,11 @@ from pathlib import Path
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
-import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
-import ganzoo  # noqa: F401  (registers the config resolvers conf/ uses)
+import ganzoo  # noqa: E402, F401  (registers the config resolvers conf/ uses)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
