@@ -16,8 +16,9 @@ other sections are kept).
     uv run python benchmarks/mode_coverage.py --steps 4000      # another step budget
 
 Runs go to ``--runs-dir`` (each a normal run directory: metrics.json, samples.png, the
-checkpoint; a run that already completed there is read back, not trained again, so an
-interrupted table finishes by repeating its command with the same ``--runs-dir``);
+checkpoint; a run that already completed there is read back, not trained again, and one
+stopped part-way resumes from its checkpoint, so an interrupted table finishes by
+repeating its command with the same ``--runs-dir``);
 ``--jobs`` runs that many trainings at once in separate processes, each with
 ``cpu_count // jobs`` torch threads.
 """
@@ -31,6 +32,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -162,8 +164,37 @@ def run_one(job: tuple[str, str, int, str, int | None, str]) -> dict:
                         _steps(config, budget, steps), METRICS)
     if done is not None:
         return done
-    return train_row(_overrides(data, config, seed, budget, steps, out_dir), out_dir,
+    return train_row(_overrides(data, config, seed, budget, steps, out_dir)
+                     + resume_overrides(out_dir), out_dir,
                      {"data": data, "config": config, "seed": seed}, METRICS)
+
+
+def resume_overrides(out_dir: Path) -> list[str]:
+    """How an unfinished run in ``out_dir`` goes on: from its last checkpoint (a run
+    stopped by a signal saved one), or afresh where it left none (its logs removed: they
+    are of steps no checkpoint kept)."""
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    if ckpt.is_file():
+        return [f"ckpt_path={ckpt}"]
+    if (out_dir / "logs").is_dir():
+        shutil.rmtree(out_dir / "logs")
+    return []
+
+
+def check_reusable(jobs: list, steps_of) -> str | None:
+    """Why ``jobs`` cannot use the run directories they name (a completed run there of
+    another step budget), or None."""
+    for job in jobs:
+        path = Path(job[-1]) / "metrics.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        want = steps_of(job)
+        if record.get("status") == "completed" and want is not None and (
+                record.get("steps") != want):
+            return (f"--runs-dir: {path.parent} holds a run of {record.get('steps')} "
+                    f"generator steps, not {want}; choose another --runs-dir")
+    return None
 
 
 def finished_row(out_dir: Path, row: dict, steps: int | None, metrics: tuple[str, ...]
@@ -393,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(d, c, s, args.budget, args.steps, str(runs / d / c / f"seed{s}"))
             for d in datasets for c in configs for s in seeds]
+    refused = check_reusable(jobs, lambda job: _steps(job[1], job[3], job[4]))
+    if refused:
+        parser.error(refused)
     start = time.perf_counter()
     results = run_pool(jobs, args.jobs, run_one, _describe, runs)
     cpus = os.cpu_count() or 1

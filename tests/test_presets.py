@@ -220,3 +220,23 @@ def test_benchmark_reads_back_a_finished_run_and_retrains_anything_else(tmp_path
     assert bench.finished_row(tmp_path, row, 8000, bench.METRICS) is None
     (tmp_path / "metrics.json").write_text(json.dumps({**record, "status": "diverged"}))
     assert bench.finished_row(tmp_path, row, 4000, bench.METRICS) is None
+
+
+def test_benchmark_resumes_an_unfinished_run_and_refuses_another_budget(tmp_path):
+    bench = _bench()
+    run = tmp_path / "ring" / "rsgan" / "seed0"
+    (run / "logs").mkdir(parents=True)
+    (run / "logs" / "metrics.csv").write_text("step\n")
+    assert bench.resume_overrides(run) == [] and not (run / "logs").exists()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")  # stopped by a signal
+    assert bench.resume_overrides(run) == [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    jobs = [("ring", "rsgan", 0, "cpu", None, str(run))]
+    steps_of = lambda job: bench._steps(job[1], job[3], job[4])  # noqa: E731
+    assert bench.check_reusable(jobs, steps_of) is None  # no metrics.json yet
+    (run / "metrics.json").write_text(json.dumps({"status": "completed", "steps": 8000}))
+    assert bench.check_reusable(jobs, steps_of) == (
+        f"--runs-dir: {run} holds a run of 8000 generator steps, not 4000; choose another "
+        "--runs-dir")
+    (run / "metrics.json").write_text(json.dumps({"status": "completed", "steps": 4000}))
+    assert bench.check_reusable(jobs, steps_of) is None
