@@ -17,7 +17,8 @@ into ``RESULTS.md`` of the run directory (``outputs/stacked_digits/<time>/``), o
         penalty.weight=1 model.discriminator.norm=layer"            # another best config
 
 Every run is a normal run directory under ``--runs-dir`` (metrics.json, samples.png, the
-checkpoint); ``--jobs`` runs that many at once, each with ``cpu_count // jobs`` threads.
+checkpoint; one already finished there is read back, one stopped part-way resumes from
+its checkpoint); ``--jobs`` runs that many at once, each with ``cpu_count // jobs`` threads.
 A run whose loss becomes non-finite is a row of the table ("diverged"), not a crash.
 """
 
@@ -40,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.mode_coverage import (  # noqa: E402
     _fmt,
     _mean_std,
+    finished_row,
+    resume_overrides,
     run_pool,
     train_row,
     write_section,
@@ -108,8 +111,13 @@ def run_one(job: tuple[str, int, int, int | None, str, str]) -> dict:
     """Train one (config, seed); its final figures (its output kept in run.log)."""
     config, seed, steps, samples, extra, out = job
     out_dir = Path(out)
-    return train_row(_overrides(config, seed, steps, samples, extra, out_dir), out_dir,
-                     {"config": config, "seed": seed}, METRICS)
+    row = {"config": config, "seed": seed}
+    g_steps = max(1, steps // N_CRITIC.get(config, 1))
+    done = finished_row(out_dir, row, g_steps, METRICS)  # a finished run is read back
+    if done is not None:
+        return done
+    return train_row(_overrides(config, seed, steps, samples, extra, out_dir)
+                     + resume_overrides(out_dir), out_dir, row, METRICS)
 
 
 def _describe(r: dict) -> str:
