@@ -22,11 +22,6 @@ if __name__ == "__main__" and sys.argv[1:] in (["--help"], ["-h"]):
     print(quickhelp.text(Path(__file__).resolve().parent / "conf"))
     sys.exit(0)
 
-if __name__ == "__main__":
-    from ganzoo import startup
-
-    startup.pause()  # no full collections while the imports fill the heap (ganzoo.startup)
-
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
@@ -81,9 +76,6 @@ def train(cfg: DictConfig) -> dict:
     # (FinalEvaluation, at on_train_end), where under DDP every rank still shares the
     # process group.
     status, reason, crashed = "completed", None, False
-    from ganzoo import startup
-
-    startup.resume()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=resume, **run.safe_loading())
     except NonFiniteLossError as exc:
