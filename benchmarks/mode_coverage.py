@@ -406,6 +406,23 @@ def output_paths(args: argparse.Namespace, stamp: str, name: str = "mode_coverag
     return runs, Path(args.out) if args.out else runs / "RESULTS.md"
 
 
+def partial_record(args: argparse.Namespace, configs: list[str], datasets: list[str]
+                   ) -> str | None:
+    """Why --update-results would lose rows of the table of record, or None: it rewrites
+    the whole section, so it takes the full table only (every configuration, both data
+    sets, the default seeds and budget)."""
+    if not args.update_results:
+        return None
+    full = (set(configs) == set(CONFIGS) and set(datasets) == set(PUBLISHED)
+            and args.seeds == build_parser().get_default("seeds")
+            and args.budget == "cpu" and args.steps is None)
+    if full:
+        return None
+    return ("--update-results rewrites the whole table of record, so it takes the full "
+            "table only (no --configs, --data, --seeds, --budget or --steps); write a "
+            "partial table with --out")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -421,6 +438,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--data: unknown {d!r}; choose ring or grid")
     if args.jobs < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--jobs and --steps must be >= 1")
+    partial = partial_record(args, configs, datasets)
+    if partial:
+        parser.error(partial)
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(d, c, s, args.budget, args.steps, str(runs / d / c / f"seed{s}"))
             for d in datasets for c in configs for s in seeds]

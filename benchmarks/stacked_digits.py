@@ -227,6 +227,14 @@ def _check(parser, args) -> tuple[list[int], list[str]]:
             parser.error(f"--configs: unknown {c!r}; choose from {', '.join(CONFIGS)}, extra")
     if args.jobs < 1 or args.steps < 1 or (args.samples is not None and args.samples < 1):
         parser.error("--jobs, --steps and --samples must be >= 1")
+    default = build_parser().get_default
+    if args.update_results and not (
+            set(configs) == {*CONFIGS, "extra"} and args.seeds == default("seeds")
+            and args.steps == STEPS and args.samples is None):
+        # The section is rewritten whole: a partial run would drop the other rows.
+        parser.error("--update-results rewrites the whole Stacked digits table, so it takes "
+                     "the full table only (no --configs, --seeds, --steps or --samples); "
+                     "write a partial table with --out")
     return seeds, configs
 
 

@@ -240,3 +240,21 @@ def test_benchmark_resumes_an_unfinished_run_and_refuses_another_budget(tmp_path
         "--runs-dir")
     (run / "metrics.json").write_text(json.dumps({"status": "completed", "steps": 4000}))
     assert bench.check_reusable(jobs, steps_of) is None
+
+
+def test_benchmark_updates_the_record_only_with_the_full_table():
+    bench = _bench()
+    parse = bench.build_parser().parse_args
+    every, both = list(bench.CONFIGS), ["ring", "grid"]
+    assert bench.partial_record(parse(["--update-results"]), every, both) is None
+    assert bench.partial_record(parse(["--configs", "rsgan"]), ["rsgan"], both) is None
+    message = ("--update-results rewrites the whole table of record, so it takes the full "
+               "table only (no --configs, --data, --seeds, --budget or --steps); write a "
+               "partial table with --out")
+    assert bench.partial_record(parse(["--update-results"]), ["rsgan"], both) == message
+    assert bench.partial_record(parse(["--update-results"]), every, ["ring"]) == message
+    for extra in (["--seeds", "0,1"], ["--steps", "100"], ["--budget", "paper"]):
+        assert bench.partial_record(parse(["--update-results", *extra]), every, both) == message
+    with pytest.raises(SystemExit) as exc:  # argparse's one line, exit 2
+        bench.main(["--update-results", "--configs", "rsgan"])
+    assert exc.value.code == 2

@@ -256,3 +256,16 @@ def test_benchmark_writes_the_tracked_results_only_when_asked(tmp_path):
     bench.write_section(path, "## Stacked digits\n\nnew\n", bench.HEADING)
     assert path.read_text() == ("# Benchmark results\n\n## Stacked digits\n\nnew\n\n"
                                 "## Other\n\nkept\n")
+
+
+def test_benchmark_updates_the_record_only_with_the_full_table():
+    bench = _bench()
+    parser = bench.build_parser()
+    assert bench._check(parser, parser.parse_args(["--update-results"]))[1] == [
+        "nonsaturating", "pack2", "wgan_gp", "extra"]
+    for partial in (["--configs", "extra"], ["--seeds", "2"], ["--steps", "20"],
+                    ["--samples", "2600"]):
+        with pytest.raises(SystemExit) as exc:
+            bench._check(parser, parser.parse_args(["--update-results", *partial]))
+        assert exc.value.code == 2
+    assert bench._check(parser, parser.parse_args(["--configs", "extra"]))[1] == ["extra"]
