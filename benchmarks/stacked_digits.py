@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.mode_coverage import (  # noqa: E402
     _fmt,
     _mean_std,
+    check_reusable,
     finished_row,
     resume_overrides,
     run_pool,
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(c, s, args.steps, args.samples, args.extra, str(runs / c / f"seed{s}"))
             for c in configs for s in seeds]
+    refused = check_reusable(jobs, lambda job: max(1, job[2] // N_CRITIC.get(job[0], 1)))
+    if refused:
+        parser.error(refused)
     n = args.samples or 26_000
     real = real_reference(n)
     start = time.perf_counter()

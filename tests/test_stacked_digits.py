@@ -269,3 +269,16 @@ def test_benchmark_updates_the_record_only_with_the_full_table():
             bench._check(parser, parser.parse_args(["--update-results", *partial]))
         assert exc.value.code == 2
     assert bench._check(parser, parser.parse_args(["--configs", "extra"]))[1] == ["extra"]
+
+
+def test_benchmark_refuses_a_runs_dir_of_another_step_budget(tmp_path, capsys):
+    bench = _bench()
+    run = tmp_path / "wgan_gp" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"status": "completed", "steps": 4}')
+    with pytest.raises(SystemExit) as exc:  # 40 steps at k = 5: 8 generator steps, not 4
+        bench.main(["--configs", "wgan_gp", "--seeds", "0", "--steps", "40",
+                    "--runs-dir", str(tmp_path), "--out", "-"])
+    assert exc.value.code == 2
+    assert (f"error: --runs-dir: {run} holds a run of 4 generator steps, not 8; choose "
+            "another --runs-dir") in capsys.readouterr().err
