@@ -160,13 +160,19 @@ def run_one(job: tuple[str, str, int, str, int | None, str]) -> dict:
     """Train one (data, config, seed); return its final metrics (stdout kept in run.log)."""
     data, config, seed, budget, steps, out = job
     out_dir = Path(out)
-    done = finished_row(out_dir, {"data": data, "config": config, "seed": seed},
-                        _steps(config, budget, steps), METRICS)
+    return run_row(_overrides(data, config, seed, budget, steps, out_dir), out_dir,
+                   {"data": data, "config": config, "seed": seed},
+                   _steps(config, budget, steps), METRICS)
+
+
+def run_row(overrides: list[str], out_dir: Path, row: dict, steps: int | None,
+            metrics: tuple[str, ...]) -> dict:
+    """The row of the run in ``out_dir``: read back if it finished, else trained (resuming
+    where it stopped)."""
+    done = finished_row(out_dir, row, steps, metrics)
     if done is not None:
         return done
-    return train_row(_overrides(data, config, seed, budget, steps, out_dir)
-                     + resume_overrides(out_dir), out_dir,
-                     {"data": data, "config": config, "seed": seed}, METRICS)
+    return train_row(overrides + resume_overrides(out_dir), out_dir, row, metrics)
 
 
 def resume_overrides(out_dir: Path) -> list[str]:
@@ -242,11 +248,16 @@ def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str
             "time_s": time.perf_counter() - start, **{k: final[k] for k in metrics}}
 
 
+def cpus_and_threads(n_jobs: int) -> tuple[int, int]:
+    """(CPUs, torch threads of each of ``n_jobs`` trainings run at once)."""
+    cpus = os.cpu_count() or 1
+    return cpus, max(1, cpus // n_jobs)
+
+
 def run_pool(jobs: list, n_jobs: int, worker, describe, runs: Path) -> list[dict]:
     """``worker`` over ``jobs``, ``n_jobs`` at a time in spawned processes with
     cpu_count // n_jobs torch threads each, printing ``describe(result)`` as each ends."""
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // n_jobs)
+    cpus, threads = cpus_and_threads(n_jobs)
     print(f"{len(jobs)} runs, {n_jobs} at a time with {threads} torch thread(s) each, "
           f"on {cpus} CPUs; run directories under {runs}", flush=True)
     results = []
@@ -449,8 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(refused)
     start = time.perf_counter()
     results = run_pool(jobs, args.jobs, run_one, _describe, runs)
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // args.jobs)
+    cpus, threads = cpus_and_threads(args.jobs)
     total = time.perf_counter() - start
     (runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 

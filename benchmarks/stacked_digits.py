@@ -42,10 +42,9 @@ from benchmarks.mode_coverage import (  # noqa: E402
     _fmt,
     _mean_std,
     check_reusable,
-    finished_row,
-    resume_overrides,
+    cpus_and_threads,
     run_pool,
-    train_row,
+    run_row,
     write_section,
 )
 from benchmarks.mode_coverage import output_paths as shared_output_paths  # noqa: E402
@@ -95,30 +94,24 @@ def _overrides(config: str, seed: int, steps: int, samples: int | None, extra: s
     import torch
 
     over = CONFIGS[config][1] if config in CONFIGS else shlex.split(extra)
-    g_steps = max(1, steps // N_CRITIC.get(config, 1))
+    g_steps = generator_steps(config, steps)
     return ["data=stacked_digits", *over, f"seed={seed}", f"steps={g_steps}",
             f"ckpt_every={g_steps}", *COMMON, *([f"eval.n_samples={samples}"] if samples
                                                else []),
             f"out_dir={out}", f"threads={torch.get_num_threads()}"]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def generator_steps(config: str, steps: int) -> int:
+    """A run's generator steps: ``steps`` critic updates, k per generator step."""
+    return max(1, steps // N_CRITIC.get(config, 1))
 
 
 def run_one(job: tuple[str, int, int, int | None, str, str]) -> dict:
     """Train one (config, seed); its final figures (its output kept in run.log)."""
     config, seed, steps, samples, extra, out = job
     out_dir = Path(out)
-    row = {"config": config, "seed": seed}
-    g_steps = max(1, steps // N_CRITIC.get(config, 1))
-    done = finished_row(out_dir, row, g_steps, METRICS)  # a finished run is read back
-    if done is not None:
-        return done
-    return train_row(_overrides(config, seed, steps, samples, extra, out_dir)
-                     + resume_overrides(out_dir), out_dir, row, METRICS)
+    return run_row(_overrides(config, seed, steps, samples, extra, out_dir), out_dir,
+                   {"config": config, "seed": seed}, generator_steps(config, steps), METRICS)
 
 
 def _describe(r: dict) -> str:
@@ -246,15 +239,14 @@ def main(argv: list[str] | None = None) -> None:
     runs, out = output_paths(args, time.strftime("%Y%m%d-%H%M%S"))
     jobs = [(c, s, args.steps, args.samples, args.extra, str(runs / c / f"seed{s}"))
             for c in configs for s in seeds]
-    refused = check_reusable(jobs, lambda job: max(1, job[2] // N_CRITIC.get(job[0], 1)))
+    refused = check_reusable(jobs, lambda job: generator_steps(job[0], job[2]))
     if refused:
         parser.error(refused)
     n = args.samples or 26_000
     real = real_reference(n)
     start = time.perf_counter()
     results = run_pool(jobs, args.jobs, run_one, _describe, runs)
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // args.jobs)
+    cpus, threads = cpus_and_threads(args.jobs)
     total = time.perf_counter() - start
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
