@@ -214,8 +214,11 @@ def finished_row(out_dir: Path, row: dict, steps: int | None, metrics: tuple[str
     record = json.loads(path.read_text())
     if record.get("status") != "completed" or record.get("steps") != steps:
         return None
+    # metrics.json writes a non-finite figure as null; of these figures only a reverse KL
+    # can be one (inf: no sample counted), as the table reads it.
     return {**row, "status": "completed", "steps": steps, "time_s": record["wall_time_s"],
-            "reused": True, **{k: record[k] for k in metrics}}
+            "reused": True,
+            **{k: math.inf if record[k] is None else record[k] for k in metrics}}
 
 
 def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str, ...]

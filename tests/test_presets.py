@@ -216,6 +216,10 @@ def test_benchmark_reads_back_a_finished_run_and_retrains_anything_else(tmp_path
     assert bench.finished_row(tmp_path, row, 4000, bench.METRICS) == {
         **row, "status": "completed", "steps": 4000, "time_s": 91.0, "reused": True,
         "eval/modes": 7.0, "eval/hq": 89.5, "eval/reverse_kl": 0.25}
+    # A reverse KL of inf (no high-quality sample) is null in metrics.json: read as inf.
+    (tmp_path / "metrics.json").write_text(json.dumps({**record, "eval/reverse_kl": None}))
+    assert bench.finished_row(tmp_path, row, 4000, bench.METRICS)["eval/reverse_kl"] == math.inf
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
     # Another step budget, or a run that did not complete, is trained again.
     assert bench.finished_row(tmp_path, row, 8000, bench.METRICS) is None
     (tmp_path / "metrics.json").write_text(json.dumps({**record, "status": "diverged"}))
