@@ -349,6 +349,21 @@ def test_gradient_penalty_with_batch_norm_critic_stops_before_training(make_cfg)
     assert metrics["status"] == "completed"
 
 
+def test_the_r3gan_experiment_trains_digits_with_no_other_flag(make_cfg):
+    # The recipe brings the critic a penalty can work with (layer norm on dcgan); a norm
+    # the user names still wins, and the bare penalty on dcgan is still refused (above).
+    cfg = make_cfg("experiment=r3gan", "data=digits")
+    assert (cfg.model.name, cfg.model.discriminator.norm) == ("dcgan", "layer")
+    assert cfg.penalty.weight == 0.1
+    assert make_cfg("experiment=r3gan", "data=digits",
+                    "model.discriminator.norm=none").model.discriminator.norm == "none"
+    assert "norm" not in make_cfg("experiment=r3gan").model.discriminator  # the toy MLP
+    metrics = train(make_cfg("experiment=r3gan", "data=digits", "data.n_train=8",
+                             "data.clusters=2", *TINY["dcgan"]))
+    assert metrics["status"] == "completed" and metrics["steps"] == 6
+    assert metrics["train/penalty"] > 0
+
+
 @pytest.mark.parametrize("model", slow_except(["dcgan", "resnet"], "dcgan"))
 def test_conditional_models_train_and_sample_given_classes(make_cfg, tmp_path, monkeypatch,
                                                            model):
