@@ -78,6 +78,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                           "data.batch_size=200"]),
     # PacGAN2 with twice PacGAN's packs per batch and, in the CPU budget, twice its Adam
     # rate (CPU_EXTRA): the probes of RESULTS.md "Probes of gamma, EMA and the optimiser".
+    # The label names the CPU budget's rate; --budget paper keeps the paper's 1e-4.
     "pack2_fast": ("PacGAN2, 200 packs per batch, Adam 2e-3",
                    ["loss=nonsaturating", "model.pack=2", "data.batch_size=400"]),
 }
