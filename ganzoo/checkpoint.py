@@ -61,9 +61,10 @@ def check_compatible(ckpt: dict, state_dict: dict[str, torch.Tensor], path: str 
         raise CheckpointError(f"{path} was trained with another architecture ({detail})")
 
 
-def sampling_record(generator, data) -> dict:
+def sampling_record(generator, data, prior=None) -> dict:
     """What a checkpoint keeps for sampling without the training stack: the generator's
-    config (``_target_`` and arguments, resolved) and the data's name and shape.
+    config (``_target_`` and arguments, resolved), its latent prior's (``ganzoo.priors``)
+    and the data's name and shape.
 
     Built by Hydra with ``_recursive_: false`` (conf/model/base.yaml), so the
     generator's node arrives as config, not as a network.
@@ -75,8 +76,11 @@ def sampling_record(generator, data) -> dict:
             if isinstance(node, (DictConfig, ListConfig)) else node
 
     data = plain(data)
-    return {"generator": plain(generator),
-            "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}
+    record = {"generator": plain(generator),
+              "data": {"name": data["name"], "shape": [int(s) for s in data["shape"]]}}
+    if prior is not None:
+        record["prior"] = plain(prior)
+    return record
 
 
 def check_resume(path: str | Path, module) -> None:
@@ -105,6 +109,8 @@ def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
     saved = ckpt["ganzoo"].get("recipe")
     if not saved or not recipe:
         return  # a checkpoint from before recipes were kept: the weights check is all
+    if "prior" not in saved and "prior" in recipe:  # kept since priors could be chosen
+        saved = {**saved, "prior": {"_target_": "ganzoo.priors.Gaussian"}}
 
     def flat(node, other, prefix=""):
         # Leaves by dotted key, descending where the other side has a node too (a setting

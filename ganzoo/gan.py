@@ -53,9 +53,9 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
     ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
     built for ``ganzoo.nets.pack.packed_shape(data_shape, pack)``); ``spectral_norm``
     normalises every layer of the critic; ``augment`` (``ganzoo.augment``) transforms every
-    critic input. ``sampling`` is what a checkpoint records for sampling without the
-    training stack (the generator's config, the data's name and shape;
-    ``ganzoo.checkpoint.sampling_record``); ``recipe`` what a resumed run must share with
+    critic input; ``prior`` (``ganzoo.priors``; None: N(0, I)) maps every noise draw to G's
+    input. ``sampling``: what a checkpoint keeps for sampling without the training stack
+    (``ganzoo.checkpoint.sampling_record``); ``recipe``: what a resumed run must share with
     its checkpoint (``ganzoo.checkpoint.recipe_record``).
     """
 
@@ -70,6 +70,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         penalty: Penalty | None = None,
         evaluator=None,
         augment: nn.Module | None = None,
+        prior=None,
         n_critic: int = 1,
         total_steps: int | None = None,
         log_every: int = 50,
@@ -103,7 +104,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
                          penalty=None if penalty is None else f"penalty={type(penalty).__name__}")
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.penalty = penalty
-        self.augment = augment  # DiffAugment's T (ganzoo.augment) or None
+        self.augment, self.prior = augment, prior  # ganzoo.augment's T, ganzoo.priors'
         self.evaluator = evaluator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.latent_dim, self.n_critic = latent_dim, n_critic

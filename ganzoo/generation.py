@@ -1,6 +1,6 @@
 """Noise, labels and samples of a GAN module: what training draws and what evaluation
 and sampling get (``GAN`` mixes this in; it needs ``latent_dim``, ``num_classes``,
-``label_prior``, ``generator``, ``generator_ema`` and ``device``).
+``label_prior``, ``prior``, ``generator``, ``generator_ema`` and ``device``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from ganzoo.nets.layers import draw_labels
 
 class Generation:
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+        """The generator's input for n samples: standard normal draws, mapped by the
+        latent prior (``ganzoo.priors``; none: the draws themselves)."""
+        z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+        return z if self.prior is None else self.prior(z)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
         """Fake labels: by label_prior (the clusters' shares) or uniform; None if

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ganzoo.checkpoint import CheckpointError, build_generator, read_checkpoint
 from ganzoo.nets.layers import draw_labels
+from ganzoo.priors import build_prior
 
 # Weight prefixes in a checkpoint, most preferred first when EMA weights are wanted.
 _EMA_PREFIXES = ("generator_ema.module.", "generator_ema.")
@@ -41,8 +42,9 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
                    device: str | torch.device = "cpu") -> nn.Module:
     """The trained generator, in eval mode; EMA weights when the run kept them.
 
-    The module gets ``latent_dim``, ``data_shape`` and ``num_classes`` (None when
-    unconditional) attributes from the checkpoint.
+    The module gets ``latent_dim``, ``data_shape``, ``num_classes`` (None when
+    unconditional) and ``prior`` (its latent prior, ``ganzoo.priors``) attributes from
+    the checkpoint.
     """
     device = check_device(device)
     ckpt = read_checkpoint(ckpt_path)
@@ -61,6 +63,10 @@ def load_generator(ckpt_path: str | Path, ema: bool = True,
         raise CheckpointError(f"{ckpt_path}: its generator weights do not fit the generator "
                               f"it describes ({first})") from exc
     G.latent_dim = int(meta["latent_dim"])
+    try:  # how the standard normal draws become G's input (ganzoo.priors)
+        G.prior = build_prior(meta.get("prior"))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt_path}: its latent prior cannot be built ({exc})") from None
     G.data_shape = tuple(meta.get("data", {}).get("shape", ()))
     # Conditional generators carry their class count; unconditional ones get None.
     G.num_classes = int(getattr(G, "num_classes", 0) or 0) or None
@@ -77,6 +83,8 @@ def sample(G: nn.Module, n: int, seed: int = 0, labels: Tensor | None = None) ->
     device = next(G.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(n, G.latent_dim, device=device, generator=gen)
+    prior = getattr(G, "prior", None)
+    z = z if prior is None else prior(z)
     if getattr(G, "num_classes", None):
         if labels is None:
             prior = getattr(G, "label_prior", None)

@@ -106,19 +106,20 @@ def _bench():
 
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
                                     "fgan_reverse_kl_saddle", "pack4", "ragan",
-                                    "pack2_rpgan_r1r2", "pack2_fast"])
+                                    "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
     cfg = make_cfg(*overrides, fast=False)
     k = 5 if config == "wgan_gp" else 1
     assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
-    rate = 2e-3 if config == "pack2_fast" else 1e-3
+    fast = config.startswith("pack2_fast")
+    rate = 2e-3 if fast else 1e-3
     assert cfg.optim.g.lr == cfg.optim.d.lr == rate and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
-    pack = {"pack4": 4, "pack2_rpgan_r1r2": 2, "pack2_fast": 2}.get(config, 1)
+    pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if fast else 1)
     # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 row: 200).
-    packs = 200 if config == "pack2_fast" else 100
+    packs = 200 if fast else 100
     assert cfg.model.pack == pack and cfg.data.batch_size == packs * pack
     assert cfg.data.name == "grid"
     assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
@@ -127,6 +128,13 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
         assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
     if config == "wgan_gp":
         assert cfg.penalty.weight == 0.1  # the toy MLP's lambda
+    # The mixture row's prior, narrowed for the toy MLPs (conf/tuning/prior/), seeded by the
+    # run; every other row keeps N(0, I).
+    assert cfg.prior._target_ == ("ganzoo.priors.GaussianMixture" if config.endswith("mixture")
+                                  else "ganzoo.priors.Gaussian")
+    if config.endswith("mixture"):
+        assert (cfg.prior.components, cfg.prior.radius, cfg.prior.sigma, cfg.prior.seed) == (
+            50, 4.0, 0.1, 3)
     if config == "ragan":
         assert cfg.loss._target_ == "ganzoo.losses.RelativisticAverage" and cfg.penalty is None
     if config == "pack2_rpgan_r1r2":

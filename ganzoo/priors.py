@@ -1,0 +1,116 @@
+"""The generator's latent prior: what the noise z is before it enters G.
+
+Every sample starts as a standard normal draw, ``torch.randn(n, latent_dim)``, in
+training, evaluation and sampling from a checkpoint alike; the prior maps that draw to
+the generator's input. ``prior=gaussian`` (the default) is the identity: z ~ N(0, I).
+
+``prior=mixture`` is a fixed mixture of K equally weighted Gaussians,
+z = m_k + sigma * e with e ~ N(0, I), whose means m_k are drawn once (from ``seed``) from
+N(0, radius^2 / d * I) in d = latent_dim dimensions: in a high dimension each mean lies
+about ``radius`` from the origin and radius * sqrt(2) from every other, in two they
+scatter over a disc of that scale. A generator is a continuous map, so from the connected
+support of N(0, I) it must pass through the space between the data's modes, and the
+samples that fall there are blends of two modes: the off-mode points between the ring's
+Gaussians, the ambiguous strokes between two digits. With the components apart, the
+prior has (almost) no mass between them, and each can go to its own mode; no labels are
+used, the generator and critic stay unconditional (a fixed form of the mixture priors of
+Gurumurthy et al. 2017, DeLiGAN, and Ben-Yosef & Weinshall 2018, GM-GAN).
+
+The map is exact and uses the one standard normal draw only: the component is the bin of
+Phi(z_0) among K equal-mass bins, and z_0's position inside its bin, mapped back through
+Phi^-1, is again a standard normal, independent of the bin. So a seed gives the same
+samples whichever prior a checkpoint was trained with, and the noise streams of training
+(DDP included) are those of the Gaussian prior.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ganzoo.errors import ConfigError
+
+__all__ = ["Gaussian", "GaussianMixture", "build_prior"]
+
+
+class Gaussian:
+    """z ~ N(0, I): the draw itself."""
+
+    def __call__(self, z: Tensor) -> Tensor:
+        return z
+
+    def record(self) -> dict:
+        return {"_target_": "ganzoo.priors.Gaussian"}
+
+    def __repr__(self) -> str:
+        return "Gaussian()"
+
+
+class GaussianMixture:
+    """K equally weighted Gaussians N(m_k, sigma^2 I) (see the module docstring)."""
+
+    def __init__(self, components: int, radius: float = 8.0, sigma: float = 1.0,
+                 seed: int = 0) -> None:
+        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+            raise ConfigError(f"prior.components must be an integer >= 1, got {components!r}")
+        for key, value in (("radius", radius), ("sigma", sigma)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and value >= 0):
+                raise ConfigError(f"prior.{key} must be a finite number >= 0, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"prior.seed must be an integer, got {seed!r}")
+        self.components, self.radius, self.sigma = components, float(radius), float(sigma)
+        self.seed = seed
+        self._means: dict[tuple, Tensor] = {}
+
+    def means(self, dim: int, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> Tensor:
+        """The K component means (K, dim), drawn from N(0, radius^2 / dim * I) with seed
+        (on the CPU, so every device gets the same)."""
+        key = (dim, str(device), dtype)
+        if key not in self._means:
+            gen = torch.Generator().manual_seed(self.seed)
+            g = torch.randn(self.components, dim, generator=gen, dtype=torch.float64)
+            self._means[key] = (self.radius / math.sqrt(dim) * g).to(device=device, dtype=dtype)
+        return self._means[key]
+
+    def components_of(self, z: Tensor) -> Tensor:
+        """Which component (N,) each standard normal draw z (N, dim) goes to."""
+        u = torch.special.ndtr(z[:, 0].double())
+        return (u * self.components).floor().clamp(0, self.components - 1).long()
+
+    def __call__(self, z: Tensor) -> Tensor:
+        if z.dim() != 2:
+            raise ValueError(f"the prior maps (N, latent_dim) draws, got shape {tuple(z.shape)}")
+        u = torch.special.ndtr(z[:, 0].double()) * self.components
+        k = u.floor().clamp(0, self.components - 1)
+        # z_0's place inside its bin is uniform on [0, 1): back to a standard normal.
+        tiny = torch.finfo(torch.float64).eps
+        e0 = torch.special.ndtri((u - k).clamp(tiny, 1 - tiny)).to(z.dtype)
+        e = torch.cat([e0[:, None], z[:, 1:]], dim=1)
+        return self.means(z.shape[1], z.device, z.dtype)[k.long()] + self.sigma * e
+
+    def record(self) -> dict:
+        return {"_target_": "ganzoo.priors.GaussianMixture", "components": self.components,
+                "radius": self.radius, "sigma": self.sigma, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return (f"GaussianMixture(components={self.components}, radius={self.radius}, "
+                f"sigma={self.sigma}, seed={self.seed})")
+
+
+PRIORS = {"ganzoo.priors.Gaussian": Gaussian, "ganzoo.priors.GaussianMixture": GaussianMixture}
+
+
+def build_prior(record: dict | None):
+    """The prior a checkpoint's record describes (None: the Gaussian, as before priors
+    were recorded); only ganzoo's own priors are built."""
+    if record is None:
+        return Gaussian()
+    args = dict(record)
+    target = args.pop("_target_", None)
+    if target not in PRIORS:
+        raise ValueError(f"unknown latent prior {target!r}; known: {', '.join(PRIORS)}")
+    return PRIORS[target](**args)
