@@ -405,3 +405,19 @@ def test_seek_before_setup_continues_the_stream():
     resumed.setup()
     again = next(iter(resumed.train_dataloader()))
     assert torch.equal(again[0], third[0]) and torch.equal(again[1], third[1])
+
+
+def test_the_unconditional_digits_experiment_trains_with_its_prior(make_cfg, tmp_path):
+    # No labels and no clusters: the generator's only structure is the latent mixture.
+    cfg = make_cfg("experiment=digits_unconditional")
+    assert (cfg.data.name, cfg.model.conditional, cfg.data.clusters) == ("digits", False, None)
+    assert (cfg.prior._target_, cfg.prior.components) == ("ganzoo.priors.GaussianMixture", 20)
+    assert list(cfg.augment.policy) == ["translation"]
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 8e-4
+    metrics = train(make_cfg("experiment=digits_unconditional", "data.n_train=8",
+                             *TINY["dcgan"]))
+    assert metrics["status"] == "completed" and metrics["steps"] == 6
+    from ganzoo.sample import load_generator
+
+    G = load_generator(tmp_path / "checkpoints" / "last.ckpt")
+    assert G.num_classes is None and G.prior.components == 20
