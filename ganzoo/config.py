@@ -34,9 +34,11 @@ def require_int(key: str, value, minimum: int) -> int:
 
 
 def check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                          ema_start) -> None:
+                          ema_start, prior=None) -> None:
     """The GAN module's own settings (its constructor calls this), named by their keys."""
     require_int("model.latent_dim", latent_dim, 1)
+    if hasattr(prior, "check"):  # a latent prior that needs enough dimensions
+        prior.check(latent_dim)
     require_int("n_critic", n_critic, 1)
     require_int("log_every", log_every, 1)
     require_int("ema.start", ema_start, 0)

@@ -92,7 +92,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                              ema_start)
+                              ema_start, prior)
         if spectral_norm:
             spectral_normalize(discriminator)
         if pack > 1:

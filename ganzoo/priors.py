@@ -49,12 +49,15 @@ class Gaussian:
 
 
 class GaussianMixture:
-    """K equally weighted Gaussians N(m_k, sigma^2 I) (see the module docstring)."""
+    """K equally weighted Gaussians N(m_k, sigma^2 I) (see the module docstring); with
+    ``factors`` = F > 1, a product of F such mixtures, one per block of latent_dim / F
+    coordinates: K^F components, each chosen by F independent bins."""
 
     def __init__(self, components: int, radius: float = 8.0, sigma: float = 1.0,
-                 seed: int = 0) -> None:
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ConfigError(f"prior.components must be an integer >= 1, got {components!r}")
+                 seed: int = 0, factors: int = 1) -> None:
+        for key, value in (("components", components), ("factors", factors)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"prior.{key} must be an integer >= 1, got {value!r}")
         for key, value in (("radius", radius), ("sigma", sigma)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     math.isfinite(value) and value >= 0):
@@ -62,43 +65,67 @@ class GaussianMixture:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"prior.seed must be an integer, got {seed!r}")
         self.components, self.radius, self.sigma = components, float(radius), float(sigma)
-        self.seed = seed
+        self.seed, self.factors = seed, factors
         self._means: dict[tuple, Tensor] = {}
+
+    def check(self, latent_dim: int) -> None:
+        """Refuse, in one line, a latent space with fewer coordinates than factors."""
+        if self.factors > latent_dim:
+            raise ConfigError(f"prior.factors={self.factors} needs at least as many latent "
+                              f"dimensions, model.latent_dim={latent_dim}")
+
+    def blocks(self, dim: int) -> list[Tensor]:
+        """The coordinates of each factor: F contiguous blocks, as equal as they come."""
+        self.check(dim)
+        return list(torch.arange(dim).tensor_split(self.factors))
 
     def means(self, dim: int, device: torch.device | str = "cpu",
               dtype: torch.dtype = torch.float32) -> Tensor:
-        """The K component means (K, dim), drawn from N(0, radius^2 / dim * I) with seed
-        (on the CPU, so every device gets the same)."""
+        """The component means (F, K, dim), factor f's on its block and 0 elsewhere, drawn
+        from N(0, radius^2 / dim) per coordinate with seed (on the CPU, so every device
+        gets the same). F = 1: (1, K, dim), one mixture over all coordinates."""
         key = (dim, str(device), dtype)
         if key not in self._means:
             gen = torch.Generator().manual_seed(self.seed)
-            g = torch.randn(self.components, dim, generator=gen, dtype=torch.float64)
-            self._means[key] = (self.radius / math.sqrt(dim) * g).to(device=device, dtype=dtype)
+            m = torch.zeros(self.factors, self.components, dim, dtype=torch.float64)
+            for f, block in enumerate(self.blocks(dim)):
+                g = torch.randn(self.components, len(block), generator=gen, dtype=torch.float64)
+                m[f][:, block] = self.radius / math.sqrt(dim) * g
+            self._means[key] = m.to(device=device, dtype=dtype)
         return self._means[key]
 
     def components_of(self, z: Tensor) -> Tensor:
-        """Which component (N,) each standard normal draw z (N, dim) goes to."""
-        u = torch.special.ndtr(z[:, 0].double())
+        """Which component each standard normal draw z (N, dim) goes to: (N, F), factor f's
+        chosen by the first coordinate of its block."""
+        firsts = [int(b[0]) for b in self.blocks(z.shape[1])]
+        u = torch.special.ndtr(z[:, firsts].double())
         return (u * self.components).floor().clamp(0, self.components - 1).long()
 
     def __call__(self, z: Tensor) -> Tensor:
         if z.dim() != 2:
             raise ValueError(f"the prior maps (N, latent_dim) draws, got shape {tuple(z.shape)}")
-        u = torch.special.ndtr(z[:, 0].double()) * self.components
+        firsts = [int(b[0]) for b in self.blocks(z.shape[1])]
+        u = torch.special.ndtr(z[:, firsts].double()) * self.components
         k = u.floor().clamp(0, self.components - 1)
-        # z_0's place inside its bin is uniform on [0, 1): back to a standard normal.
+        # Each choosing coordinate's place inside its bin is uniform on [0, 1): back to a
+        # standard normal.
         tiny = torch.finfo(torch.float64).eps
-        e0 = torch.special.ndtri((u - k).clamp(tiny, 1 - tiny)).to(z.dtype)
-        e = torch.cat([e0[:, None], z[:, 1:]], dim=1)
-        return self.means(z.shape[1], z.device, z.dtype)[k.long()] + self.sigma * e
+        e = z.clone()
+        e[:, firsts] = torch.special.ndtri((u - k).clamp(tiny, 1 - tiny)).to(z.dtype)
+        means, k = self.means(z.shape[1], z.device, z.dtype), k.long()
+        m = means[0][k[:, 0]]
+        for f in range(1, self.factors):
+            m = m + means[f][k[:, f]]
+        return m + self.sigma * e
 
     def record(self) -> dict:
         return {"_target_": "ganzoo.priors.GaussianMixture", "components": self.components,
-                "radius": self.radius, "sigma": self.sigma, "seed": self.seed}
+                "radius": self.radius, "sigma": self.sigma, "seed": self.seed,
+                "factors": self.factors}
 
     def __repr__(self) -> str:
         return (f"GaussianMixture(components={self.components}, radius={self.radius}, "
-                f"sigma={self.sigma}, seed={self.seed})")
+                f"sigma={self.sigma}, seed={self.seed}, factors={self.factors})")
 
 
 PRIORS = {"ganzoo.priors.Gaussian": Gaussian, "ganzoo.priors.GaussianMixture": GaussianMixture}
