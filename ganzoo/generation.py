@@ -13,6 +13,8 @@ from ganzoo.nets.layers import draw_labels
 
 
 class Generation:
+    prior = None  # the latent prior (ganzoo.priors); None: z ~ N(0, I)
+
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The generator's input for n samples: standard normal draws, mapped by the
         latent prior (``ganzoo.priors``; none: the draws themselves)."""
