@@ -191,10 +191,11 @@ def ring_module(tmp_path_factory):
 @pytest.mark.parametrize("batch_size", [8, 12])
 def test_generate_in_chunks_gives_the_unchunked_samples(ring_module, batch_size):
     """20 samples in chunks of 8 (8 + 8 + 4) or 12 (12 + 8) are the single batch's points:
-    the noise is drawn once for all chunks from the seeded stream, and the MLP treats
-    every sample on its own. The points agree to float32 precision, not always bit for
-    bit: on some CPUs the BLAS rounds a matmul of 8 or 12 rows differently from one of 20
-    (noise drawn per chunk would give other points altogether)."""
+    every chunk's noise comes from the one seeded stream, and the MLP treats every sample
+    on its own. (Chunks of 4k rows of a 4-d latent: 16k normal draws each; see the test
+    below for other sizes.) They agree to float32 precision, not always bit for bit: on
+    some CPUs (an AVX-512 Xeon) the BLAS rounds a matmul of 8 or 12 rows differently from
+    one of 20; a chunk given other noise (reseeded, or another stream) gives other points."""
     whole = ring_module.generate(20, seed=5, batch_size=20)
     assert whole.shape == (20, 2)
     torch.testing.assert_close(ring_module.generate(20, seed=5, batch_size=batch_size), whole,
