@@ -19,8 +19,8 @@ Gurumurthy et al. 2017, DeLiGAN, and Ben-Yosef & Weinshall 2018, GM-GAN).
 The map is exact and uses the one standard normal draw only: the component is the bin of
 Phi(z_0) among K equal-mass bins, and z_0's position inside its bin, mapped back through
 Phi^-1, is again a standard normal, independent of the bin. So a seed gives the same
-samples whichever prior a checkpoint was trained with, and the noise streams of training
-(DDP included) are those of the Gaussian prior.
+standard normal draws whichever prior a run uses, and the noise streams of training (DDP
+included), evaluation and sampling are those of the Gaussian prior.
 """
 
 from __future__ import annotations
@@ -40,9 +40,6 @@ class Gaussian:
 
     def __call__(self, z: Tensor) -> Tensor:
         return z
-
-    def record(self) -> dict:
-        return {"_target_": "ganzoo.priors.Gaussian"}
 
     def __repr__(self) -> str:
         return "Gaussian()"
@@ -94,19 +91,22 @@ class GaussianMixture:
             self._means[key] = m.to(device=device, dtype=dtype)
         return self._means[key]
 
+    def _bins(self, z: Tensor) -> tuple[list[int], Tensor, Tensor]:
+        """The choosing coordinates (the first of each block), their places K * Phi(z) in
+        [0, K) (N, F), and the bins those fall in (N, F; float64)."""
+        firsts = [int(b[0]) for b in self.blocks(z.shape[1])]
+        u = torch.special.ndtr(z[:, firsts].double()) * self.components
+        return firsts, u, u.floor().clamp(0, self.components - 1)
+
     def components_of(self, z: Tensor) -> Tensor:
         """Which component each standard normal draw z (N, dim) goes to: (N, F), factor f's
         chosen by the first coordinate of its block."""
-        firsts = [int(b[0]) for b in self.blocks(z.shape[1])]
-        u = torch.special.ndtr(z[:, firsts].double())
-        return (u * self.components).floor().clamp(0, self.components - 1).long()
+        return self._bins(z)[2].long()
 
     def __call__(self, z: Tensor) -> Tensor:
         if z.dim() != 2:
             raise ValueError(f"the prior maps (N, latent_dim) draws, got shape {tuple(z.shape)}")
-        firsts = [int(b[0]) for b in self.blocks(z.shape[1])]
-        u = torch.special.ndtr(z[:, firsts].double()) * self.components
-        k = u.floor().clamp(0, self.components - 1)
+        firsts, u, k = self._bins(z)
         # Each choosing coordinate's place inside its bin is uniform on [0, 1): back to a
         # standard normal.
         tiny = torch.finfo(torch.float64).eps
@@ -117,11 +117,6 @@ class GaussianMixture:
         for f in range(1, self.factors):
             m = m + means[f][k[:, f]]
         return m + self.sigma * e
-
-    def record(self) -> dict:
-        return {"_target_": "ganzoo.priors.GaussianMixture", "components": self.components,
-                "radius": self.radius, "sigma": self.sigma, "seed": self.seed,
-                "factors": self.factors}
 
     def __repr__(self) -> str:
         return (f"GaussianMixture(components={self.components}, radius={self.radius}, "
