@@ -22,8 +22,14 @@ import torch
 
 
 class StepClock(L.Callback):
+    # It reads the clock at the end of generator step 1 (the first block holds one step),
+    # at step `warmup` and at the last step: blocks of steps (ganzoo.updates) end there.
+    block_aware = True
+    every_key = "callbacks.clock.warmup"
+
     def __init__(self, path: str, warmup: int = 0) -> None:
         self.path, self.warmup = Path(path), warmup
+        self.every = warmup
         self.first = self.t0 = self.t1 = None
         self.g0 = 0
 

@@ -31,6 +31,9 @@ class GeneratorStepProgressBar(TQDMProgressBar):
     generator steps instead, at most about 20 per run, and one at the end.
     """
 
+    block_aware = True  # acts on generator steps: multiples of `every` (plain) and the end
+    every_key = "log_every"
+
     def __init__(self, refresh_rate: int = 10, plain: bool | None = None,
                  every: int = 50) -> None:
         super().__init__(refresh_rate=refresh_rate)
@@ -121,6 +124,9 @@ class PeriodicEvaluation(L.Callback):
     ``EarlyStopping(monitor="eval/hq")`` act on each evaluation.
     """
 
+    block_aware = True  # acts on the multiples of `every` and the end (ganzoo.updates)
+    every_key = "eval_every"
+
     def __init__(self, every: int, out_dir: str | Path | None = None, title: str = "") -> None:
         self.every = every
         self.out_dir = None if out_dir is None else Path(out_dir)
@@ -202,6 +208,9 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
     checked when ganzoo's callbacks are imported).
     """
 
+    block_aware = True  # acts on the multiples of `every` (ganzoo.updates)
+    every_key = "ckpt_every"
+
     def __init__(self, every: int, **kwargs) -> None:
         super().__init__(every_n_train_steps=0, **kwargs)
         self.every = every
@@ -244,20 +253,27 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
 class GracefulInterrupt(L.Callback):
     """SIGINT (Ctrl-C) and SIGTERM (pre-emption, SLURM): finish the step in flight, then
     stop, so the caller can save a consistent checkpoint. A second signal stops at once.
+    On one device the signal stops training at once (``trainer.should_stop``), so a block
+    of steps (``ganzoo.updates``) ends after its current generator update.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    block_aware = True
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._trainer = None
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
             raise KeyboardInterrupt
         self.received = signum
+        if self._trainer is not None and self._trainer.world_size == 1:
+            self._trainer.should_stop = True
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self._trainer = trainer
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -270,6 +286,7 @@ class GracefulInterrupt(L.Callback):
             trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = None
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

@@ -34,9 +34,10 @@ def require_int(key: str, value, minimum: int) -> int:
 
 
 def check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                          ema_start, prior=None) -> None:
+                          ema_start, prior=None, block_steps="auto") -> None:
     """The GAN module's own settings (its constructor calls this), named by their keys."""
     require_int("model.latent_dim", latent_dim, 1)
+    check_block_value(block_steps)
     if hasattr(prior, "check"):  # a latent prior that needs enough dimensions
         prior.check(latent_dim)
     require_int("n_critic", n_critic, 1)
@@ -85,6 +86,33 @@ def _check_augment(cfg: DictConfig) -> None:
                           f"data.shape is {list(shape)}; use augment=none")
 
 
+def check_block_value(block_steps) -> None:
+    if block_steps != "auto" and (isinstance(block_steps, bool) or not isinstance(
+            block_steps, int) or block_steps < 1):
+        raise ConfigError(f"block_steps must be auto or an integer >= 1, got {block_steps!r}")
+
+
+def check_block_steps(requested: int, intervals: dict[str, int]) -> None:
+    """Refuse a block size (``ganzoo.updates``) that would end a block past a generator
+    step something is due on."""
+    for key, every in intervals.items():
+        if isinstance(every, int) and every > 0 and every % requested:
+            raise ConfigError(f"block_steps={requested} must divide {key}={every}: a block "
+                              f"ends on every step a figure, evaluation or checkpoint is due")
+
+
+def _check_block_steps(cfg: DictConfig) -> None:
+    """block_steps against the intervals train.py sets (the module checks the callbacks'
+    too, once the trainer exists): a refusal before the run directory is made."""
+    requested = _get(cfg, "block_steps")
+    if requested is None:
+        return
+    check_block_value(requested)
+    if requested != "auto" and requested > 1:
+        check_block_steps(requested, {key: _get(cfg, key) for key in (
+            "log_every", "steps", "eval_every", "ckpt_every")})
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
     _check_int(cfg, "steps", 1)
@@ -99,6 +127,7 @@ def validate(cfg: DictConfig) -> None:
         _check_int(cfg, "threads", 1)
     _check_pack(cfg)
     _check_augment(cfg)
+    _check_block_steps(cfg)
     for player in ("g", "d"):  # torch.optim reads them only once training has started
         lr = _get(cfg, f"optim.{player}.lr")
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))

@@ -19,6 +19,15 @@ def grad_norm(module: nn.Module) -> Tensor:
 
 
 class Figures:
+    @property
+    def skipped_steps(self) -> int:
+        return self.guard.skipped
+
+    @property
+    def nonfinite(self) -> str:
+        """What a non-finite loss does: 'stop' or 'skip' (the guard's mode)."""
+        return self.guard.mode
+
     def _log_training(self, d_loss: Tensor, g_loss: Tensor, penalty: Tensor | None,
                       real_logits: Tensor, fake_logits: Tensor) -> None:
         self.check_finite()

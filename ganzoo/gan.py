@@ -38,7 +38,8 @@ from ganzoo.nets.layers import (
 )
 from ganzoo.nets.pack import Packed
 from ganzoo.penalties import Penalty
-from ganzoo.updates import Updates
+from ganzoo.data.streams import Block
+from ganzoo.updates import Updates, block_steps
 
 __all__ = ["GAN", "NonFiniteLossError"]
 
@@ -86,13 +87,14 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         compile: bool = False,
         channels_last: bool | None = None,
         name: str | None = None,
+        block_steps: int | str = "auto",
         sampling: dict | None = None,
         recipe: dict | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
-                              ema_start, prior)
+                              ema_start, prior, block_steps)
         if spectral_norm:
             spectral_normalize(discriminator)
         if pack > 1:
@@ -109,7 +111,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.total_steps, self.log_every, self.lr_decay = total_steps, log_every, lr_decay
-        self.name, self.sampling = name, dict(sampling or {})
+        self.name, self.sampling, self.block_steps = name, dict(sampling or {}), block_steps
         self.recipe = dict(recipe or {})  # checked against a checkpoint resumed from
         # A class-conditional pair (generator.num_classes > 0) gets labels: the data's
         # for real batches, draws from label_prior (uniform by default) for fakes.
@@ -150,15 +152,6 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         evaluated and saved before that checkpoint was taken."""
         return self.d_step > 0 and self.d_step % self.n_critic == 0
 
-    @property
-    def skipped_steps(self) -> int:
-        return self.guard.skipped
-
-    @property
-    def nonfinite(self) -> str:
-        """What a non-finite loss does: 'stop' or 'skip' (the guard's mode)."""
-        return self.guard.mode
-
     # --- set-up -------------------------------------------------------------------------
 
     def configure_optimizers(self):
@@ -182,6 +175,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         if dm is None:
             return
         check_datamodule(dm)  # Lightning set it up first: its labels are known
+        dm.train_block = (block_steps(self, self.trainer, self.block_steps), self.n_critic)
         prior = dm.label_prior if self.num_classes else None
         if prior is not None:
             if prior.shape != (self.num_classes,):
@@ -249,6 +243,8 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         return value if self.penalty.every == 1 else self.penalty.every * value
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        if isinstance(batch, Block):  # consecutive batches, trained on in turn
+            return self.train_block(batch, batch_idx)
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
         if real.dim() == 4 and getattr(self, "_channels_last", False):
             real = real.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC

@@ -16,7 +16,7 @@ from ganzoo.config import ConfigError
 # Figures that are better when larger (checkpoint.mode=auto); every other is minimised.
 MAXIMISED = ("eval/hq", "eval/modes", "eval/is", "eval/confident")
 # Keys of train.yaml's top level that constructors name bare (``n_critic must ...``).
-TOP_LEVEL = ("n_critic", "log_every", "nonfinite", "lr_decay", "loss_limit")
+TOP_LEVEL = ("n_critic", "log_every", "nonfinite", "lr_decay", "loss_limit", "block_steps")
 # Config nodes a message may name alone (``model: dcgan generates ...``).
 GROUPS = ("model", "data", "loss", "penalty", "eval", "optim", "trainer", "metrics", "logger")
 

@@ -8,15 +8,28 @@ callback or module method that overrides a hook those calls dispatch. Then the u
 calls ``loss.backward()`` and the optimiser's ``step()`` itself, keeping Lightning's step
 counters (``trainer.global_step``) as ``LightningOptimizer.step`` keeps them: the same
 arithmetic, without the dispatch of hooks and plugins around every update.
+
+It also decides the run's *blocks*: on one device, a datamodule that serves its stream
+in ``Block``s (``ganzoo.data.streams``) hands ``training_step`` that many consecutive
+batches at once, and ``train_block`` trains on them in turn, so Lightning's per-batch
+loop (fetching, hooks, bookkeeping) runs once per block rather than once per update. A
+block ends on every generator step that a callback or the loop acts on (logging,
+evaluation, checkpoints, the run's end: ``block_steps`` divides each interval), and the
+updates are the same updates in the same order, so nothing a run computes changes.
 """
 
 from __future__ import annotations
+
+import math
 
 import lightning as L
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor, nn
+
+from ganzoo.config import ConfigError, check_block_steps
+from ganzoo.data.streams import Block
 
 # What manual_backward and LightningOptimizer.step dispatch to, besides the arithmetic.
 CALLBACK_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -35,6 +48,56 @@ def direct_updates(module: L.LightningModule, trainer: L.Trainer) -> bool:
     return all(getattr(type(module), h) is getattr(L.LightningModule, h) for h in MODULE_HOOKS)
 
 
+# Per-batch hooks a callback may have that blocks hide from it (it sees the last batch).
+BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
+MAX_BLOCK = 50  # block_steps=auto: at most this many generator steps per block
+
+
+def foreign_batch_hooks(module: L.LightningModule, trainer: L.Trainer) -> list[str]:
+    """What acts on every batch without knowing of blocks: callbacks and module methods
+    overriding a per-batch hook, unless the callback says it acts only on the generator
+    steps of its ``every`` (``block_aware = True``), or is a ModelCheckpoint that saves on
+    evaluations only."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    found = []
+    for cb in trainer.callbacks:
+        if getattr(cb, "block_aware", False) or (
+                type(cb) is ModelCheckpoint and not cb._every_n_train_steps
+                and cb._train_time_interval is None):
+            continue
+        if any(getattr(type(cb), h) is not getattr(L.Callback, h) for h in BATCH_HOOKS):
+            found.append(type(cb).__name__)
+    found += [f"{type(module).__name__}.{h}" for h in BATCH_HOOKS
+              if getattr(type(module), h) is not getattr(L.LightningModule, h)]
+    return found
+
+
+def block_steps(module: L.LightningModule, trainer: L.Trainer, requested) -> int:
+    """Generator steps per block for this run: ``requested`` (``block_steps``: a number,
+    or auto, the largest number up to MAX_BLOCK that divides every interval), 1 where
+    blocks cannot be exact."""
+    intervals = {"log_every": module.log_every, "steps": module.total_steps or 0}
+    for cb in trainer.callbacks:  # a block-aware callback acts on multiples of its every
+        if getattr(cb, "block_aware", False) and getattr(cb, "every", 0):
+            intervals.setdefault(getattr(cb, "every_key", type(cb).__name__), cb.every)
+    single = type(trainer.strategy) is SingleDeviceStrategy
+    foreign = foreign_batch_hooks(module, trainer)
+    if requested == "auto":
+        if not single or foreign:
+            return 1
+        common = math.gcd(*intervals.values())
+        return max(d for d in range(1, min(common, MAX_BLOCK) + 1) if common % d == 0)
+    if requested > 1 and not single:
+        raise ConfigError(f"block_steps={requested} needs a single device (this run uses "
+                          f"{type(trainer.strategy).__name__}); use block_steps=auto")
+    if requested > 1 and foreign:
+        raise ConfigError(f"block_steps={requested}: {', '.join(foreign)} acts on every "
+                          f"batch, which blocks would hide; use block_steps=auto or 1")
+    check_block_steps(requested, intervals)
+    return requested
+
+
 class Updates:
     """Freezing the idle player and updating the active one (see the module docstring)."""
 
@@ -46,6 +109,14 @@ class Updates:
         parameters anew."""
         self._trainable = None
         self._direct = direct_updates(self, self.trainer)
+
+    def train_block(self, block: Block, batch_idx: int) -> None:
+        """One block: its batches in turn, as one training_step each; it stops early,
+        after a generator update, when training is to stop (the run's end, a signal)."""
+        for batch in block:
+            self.training_step(batch, batch_idx)
+            if self.trainer.should_stop and self.generator_updated:
+                return
 
     def players(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """The parameters G and D train (any the user froze stay frozen)."""

@@ -17,6 +17,12 @@ and, where they apply:
     real_images(n, batch_size) -> Iterator[uint8 (B, C, H, W)]
                               n fixed training images, for image evaluators (FID, ...)
 
+A datamodule whose training stream is endless and seekable (a ``position`` attribute:
+the index of its next batch, as ganzoo's in-memory streams have) may return
+``self.blocks(stream)`` from ``train_dataloader``: on one device the loop then trains on
+``Block``s of consecutive batches, one call of ``training_step`` each (``ganzoo.updates``);
+its ``on_after_batch_transfer``, if it has one, then maps over the batches of a Block.
+
 ``check_datamodule`` runs when training starts and names what is missing in one line.
 """
 
@@ -35,6 +41,17 @@ class GANDataModule(L.LightningDataModule):
     shape: tuple[int, ...]
     num_classes: int = 0
     label_prior: Tensor | None = None
+
+    # Set by the GAN module at setup: generator steps per block and critic steps per
+    # generator step (1, 1: no blocks).
+    train_block: tuple[int, int] = (1, 1)
+
+    def blocks(self, stream):
+        """``stream`` served in Blocks of ``train_block`` (as it is without blocks)."""
+        from ganzoo.data.streams import Blocked
+
+        steps, critic = self.train_block
+        return stream if steps == 1 else Blocked(stream, steps * critic, critic)
 
     def seek(self, n_batches: int) -> None:
         """Continue the training stream after ``n_batches`` batches (used on resume)."""

@@ -28,7 +28,7 @@ from torchvision.transforms import v2
 
 from ganzoo.config import ConfigError, require_int
 from ganzoo.data.base import GANDataModule
-from ganzoo.data.streams import DeviceBatches, cluster_labels
+from ganzoo.data.streams import Block, DeviceBatches, cluster_labels
 
 log = logging.getLogger("ganzoo")
 
@@ -271,13 +271,15 @@ class ImageDataModule(GANDataModule):
                 self.batches.world_size = self.trainer.world_size
                 if self.on_device:
                     self.batches.to(self.trainer.strategy.root_device)
-            return self.batches
+            return self.blocks(self.batches)
         full = len(self.dataset) >= self.batch_size  # else one short batch per epoch
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
                           drop_last=full, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, Block):
+            return Block(self.on_after_batch_transfer(b, dataloader_idx) for b in batch)
         images, labels = batch
         return images.float().div(127.5).sub(1.0), labels  # uint8 -> [-1, 1]
 

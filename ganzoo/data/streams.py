@@ -77,3 +77,36 @@ class DeviceBatches:
                 mask = flips.to(x.device)[:, None, None, None]
                 x = torch.where(mask, x.flip(3), x)
             yield x, self.labels[idx]
+
+
+class Block(list):
+    """Consecutive training batches, trained on in turn by one call of ``training_step``
+    (``ganzoo.updates``: Lightning's per-batch loop then runs once per block)."""
+
+
+class Blocked:
+    """An endless, seekable stream (a ``position``, its next batch's index) served in
+    Blocks: the first of each iteration holds one generator iteration (``first``
+    batches, so the first update is seen as it ends), the others end on the positions
+    that are multiples of ``size`` batches, wherever the stream was sought to, and hold
+    at most ``max_bytes`` of tensors (fewer batches per block for large ones)."""
+
+    def __init__(self, stream, size: int, first: int, max_bytes: int = 8 * 2**20) -> None:
+        self.stream, self.size, self.first, self.max_bytes = stream, size, first, max_bytes
+
+    def __iter__(self) -> Iterator[Block]:
+        batches = iter(self.stream)
+        block = Block(next(batches) for _ in range(self.first))
+        size = self.size
+        per_batch = sum(t.nbytes for t in _tensors(block)) / len(block)
+        while size > self.first and size * per_batch > self.max_bytes:
+            size = max(d for d in range(self.first, size) if self.size % d == 0
+                       and d % self.first == 0)
+        yield block
+        while True:
+            yield Block(next(batches) for _ in range(size - self.stream.position % size))
+
+
+def _tensors(batches):
+    for batch in batches:
+        yield from (batch if isinstance(batch, (list, tuple)) else [batch])

@@ -68,11 +68,11 @@ class ToyDataModule(GANDataModule):
         self.train_set = distribution.sample(n_train, generator=gen)  # (n_train, d)
         self.batches = RandomBatches(self.train_set, batch_size, seed + 1)
 
-    def train_dataloader(self) -> RandomBatches:
+    def train_dataloader(self):
         if self.trainer is not None:  # data.batch_size is per device
             self.batches.rank = self.trainer.global_rank
             self.batches.world_size = self.trainer.world_size
-        return self.batches
+        return self.blocks(self.batches)
 
     def seek(self, n_batches: int) -> None:
         """Continue the training stream after ``n_batches`` batches (used on resume)."""
