@@ -27,6 +27,7 @@ from ganzoo import distributed
 from ganzoo._compat import patch_lightning_pytree
 from ganzoo.checkpoint import ResumeState
 from ganzoo.config import check_module_settings
+from ganzoo.data.streams import Block
 from ganzoo.figures import Figures
 from ganzoo.generation import Generation
 from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
@@ -38,7 +39,6 @@ from ganzoo.nets.layers import (
 )
 from ganzoo.nets.pack import Packed
 from ganzoo.penalties import Penalty
-from ganzoo.data.streams import Block
 from ganzoo.updates import Updates, block_steps
 
 __all__ = ["GAN", "NonFiniteLossError"]

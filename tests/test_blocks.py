@@ -187,8 +187,9 @@ def test_a_signal_inside_a_block_stops_after_the_update_in_flight(make_cfg, tmp_
     saved = read_checkpoint(tmp_path / "first" / "checkpoints" / "last.ckpt")
     assert saved["ganzoo"]["g_step"] == 23  # not the block's end (30)
     # Resumed from step 23, the blocks end on the same steps again (24 ... 30, 40).
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = _fit(make_cfg, tmp_path / "resumed", *common,  # (no more signals: call > 23)
-                   f"loss._target_={__name__}.SignalAtGeneratorStep", f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
+                   f"loss._target_={__name__}.SignalAtGeneratorStep", f"ckpt_path={last}")
     assert resumed.g_step == 40
     assert _batches(resumed) - saved["loops"]["fit_loop"]["epoch_loop.batch_progress"][
         "total"]["completed"] == 3  # step 24; 25-30; 31-40
