@@ -92,10 +92,10 @@ def check_block_value(block_steps) -> None:
         raise ConfigError(f"block_steps must be auto or an integer >= 1, got {block_steps!r}")
 
 
-def check_block_steps(requested: int, intervals: dict[str, int]) -> None:
+def check_block_steps(requested: int, intervals: list[tuple[str, int]]) -> None:
     """Refuse a block size (``ganzoo.updates``) that would end a block past a generator
-    step something is due on."""
-    for key, every in intervals.items():
+    step something is due on (``intervals``: each key and its value)."""
+    for key, every in intervals:
         if isinstance(every, int) and every > 0 and every % requested:
             raise ConfigError(f"block_steps={requested} must divide {key}={every}: a block "
                               f"ends on every step a figure, evaluation or checkpoint is due")
@@ -104,13 +104,10 @@ def check_block_steps(requested: int, intervals: dict[str, int]) -> None:
 def _check_block_steps(cfg: DictConfig) -> None:
     """block_steps against the intervals train.py sets (the module checks the callbacks'
     too, once the trainer exists): a refusal before the run directory is made."""
-    requested = _get(cfg, "block_steps")
-    if requested is None:
-        return
-    check_block_value(requested)
-    if requested != "auto" and requested > 1:
-        check_block_steps(requested, {key: _get(cfg, key) for key in (
-            "log_every", "steps", "eval_every", "ckpt_every")})
+    requested = _get(cfg, "block_steps")  # its value: checked by the GAN module
+    if isinstance(requested, int) and not isinstance(requested, bool) and requested > 1:
+        check_block_steps(requested, [(key, _get(cfg, key)) for key in (
+            "log_every", "steps", "eval_every", "ckpt_every")])
 
 
 def validate(cfg: DictConfig) -> None:

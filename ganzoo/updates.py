@@ -62,9 +62,10 @@ def foreign_batch_hooks(module: L.LightningModule, trainer: L.Trainer) -> list[s
 
     found = []
     for cb in trainer.callbacks:
+        # (ModelCheckpoint's private settings; unknown to another Lightning: per batch)
         if getattr(cb, "block_aware", False) or (
-                type(cb) is ModelCheckpoint and not cb._every_n_train_steps
-                and cb._train_time_interval is None):
+                type(cb) is ModelCheckpoint and getattr(cb, "_every_n_train_steps", 1) == 0
+                and getattr(cb, "_train_time_interval", 0) is None):
             continue
         if any(getattr(type(cb), h) is not getattr(L.Callback, h) for h in BATCH_HOOKS):
             found.append(type(cb).__name__)
@@ -77,16 +78,16 @@ def block_steps(module: L.LightningModule, trainer: L.Trainer, requested) -> int
     """Generator steps per block for this run: ``requested`` (``block_steps``: a number,
     or auto, the largest number up to MAX_BLOCK that divides every interval), 1 where
     blocks cannot be exact."""
-    intervals = {"log_every": module.log_every, "steps": module.total_steps or 0}
-    for cb in trainer.callbacks:  # a block-aware callback acts on multiples of its every
-        if getattr(cb, "block_aware", False) and getattr(cb, "every", 0):
-            intervals.setdefault(getattr(cb, "every_key", type(cb).__name__), cb.every)
+    intervals = [("log_every", module.log_every), ("steps", module.total_steps or 0)]
+    intervals += [(getattr(cb, "every_key", type(cb).__name__), cb.every)  # its multiples
+                  for cb in trainer.callbacks
+                  if getattr(cb, "block_aware", False) and getattr(cb, "every", 0)]
     single = type(trainer.strategy) is SingleDeviceStrategy
     foreign = foreign_batch_hooks(module, trainer)
     if requested == "auto":
         if not single or foreign:
             return 1
-        common = math.gcd(*intervals.values())
+        common = math.gcd(*(every for _, every in intervals))
         return max(d for d in range(1, min(common, MAX_BLOCK) + 1) if common % d == 0)
     if requested > 1 and not single:
         raise ConfigError(f"block_steps={requested} needs a single device (this run uses "

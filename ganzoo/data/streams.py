@@ -97,11 +97,11 @@ class Blocked:
     def __iter__(self) -> Iterator[Block]:
         batches = iter(self.stream)
         block = Block(next(batches) for _ in range(self.first))
-        size = self.size
         per_batch = sum(t.nbytes for t in _tensors(block)) / len(block)
-        while size > self.first and size * per_batch > self.max_bytes:
-            size = max(d for d in range(self.first, size) if self.size % d == 0
-                       and d % self.first == 0)
+        # The largest whole number of iterations within max_bytes whose multiples are
+        # multiples of size too (one iteration at least).
+        size = max(d for d in range(self.first, self.size + 1, self.first)
+                   if self.size % d == 0 and (d == self.first or d * per_batch <= self.max_bytes))
         yield block
         while True:
             yield Block(next(batches) for _ in range(size - self.stream.position % size))
