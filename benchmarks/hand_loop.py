@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    parser.add_argument("--nhwc", action="store_true",
+                        help="convolutions in NHWC on CPU too (as ganzoo's default)")
     parser.add_argument("override", nargs="*")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,7 +109,8 @@ def main() -> None:
     data = training_set(cfg).to(device)
     G = instantiate(cfg.model.generator).to(device)
     D = instantiate(cfg.model.discriminator).to(device)
-    nhwc = device.type == "cuda" and data.dim() == 4  # NHWC for convolutions, as ganzoo
+    # NHWC for convolutions: on CUDA as every GPU user does; on CPU with --nhwc.
+    nhwc = (device.type == "cuda" or args.nhwc) and data.dim() == 4
     if nhwc:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     # The compiled modules share their weights; the penalty differentiates the plain D.

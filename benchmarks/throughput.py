@@ -13,6 +13,10 @@ alternating order, ``repeats`` pairs of processes:
   Adam with ``foreach=True``, k, loss and learning-rate decay, the idle network frozen,
   ``loss.item()`` every 50 steps).
 
+Image layout: ganzoo runs its conv nets in NHWC on CPU and CUDA (``model.channels_last``'s
+default); the hand loop uses NHWC on CUDA, as GPU code does, and on CPU the NCHW a plain
+loop gets unless ``--hand-nhwc`` (then the layouts match and the ratio shows the rest).
+
 Both run the same generator steps; the first ``warmup`` are excluded from the timed
 window. Per row it reports the medians over the pairs of: generator steps/s in the
 window, the ratio ganzoo / hand of each pair (median, min-max), each process's whole wall
@@ -114,6 +118,8 @@ def hand_cmd(row, threads: int, warmup: int, steps: int, args) -> list[str]:
     extra = ["--device", args.device, "--precision", args.precision]
     if args.compile:
         extra.append("--compile")
+    if args.hand_nhwc:
+        extra.append("--nhwc")
     return [PY, str(ROOT / "benchmarks" / "hand_loop.py"), "--threads", str(threads),
             "--steps", str(warmup + steps), "--warmup", str(warmup), *extra, *ROWS[row][1]]
 
@@ -200,8 +206,10 @@ def measure_whole_run(threads: int, args) -> Result:
 
 
 def table(results: list[Result], args, seconds: float) -> str:
+    hand_layout = "NHWC" if args.hand_nhwc or args.device == "cuda" else "NCHW"
     lines = [f"Machine: {machine(args)}; torch and lightning as locked in uv.lock; precision "
-             f"{args.precision}{', torch.compile' if args.compile else ''}; {args.repeats} "
+             f"{args.precision}{', torch.compile' if args.compile else ''}; image layout: "
+             f"ganzoo NHWC, hand loop {hand_layout}; {args.repeats} "
              f"interleaved pairs of processes per row, medians; {seconds:.0f} s in all.", "",
              "| row | threads | G steps (warm-up) | ganzoo G steps/s | hand G steps/s "
              "| ratio ganzoo/hand, median (min-max) | whole process s, ganzoo / hand "
@@ -256,6 +264,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    parser.add_argument("--hand-nhwc", action="store_true",
+                        help="the hand loop's convolutions in NHWC on CPU too (ganzoo's "
+                             "default layout; on CUDA both always use it)")
     args = parser.parse_args()
     default = CPU_ROWS if args.device == "cpu" else "dcgan_ns,dcgan_gp,resnet_ns,resnet_gp"
     rows = [r for r in (default if args.rows is None else args.rows).split(",") if r]

@@ -137,7 +137,8 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         # GPU fast path. compile: the training passes of G and D run through torch.compile
         # (the modules themselves, their weights and checkpoints stay as they are; a
         # penalty differentiates twice, which compiled graphs cannot, so it uses the
-        # plain critic). channels_last: conv nets in NHWC; None: on CUDA only.
+        # plain critic). channels_last: conv nets in NHWC; None: on CPU and CUDA, where
+        # NHWC convolutions are the faster ones (benchmarks/RESULTS.md), not elsewhere.
         self._compiled = (torch.compile(generator), torch.compile(discriminator)) \
             if compile else None  # a tuple, so not registered as submodules
         self.channels_last = channels_last
@@ -189,7 +190,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         self.start_updates()
         use = self.channels_last
         if use is None:
-            use = self.device.type == "cuda"
+            use = self.device.type in ("cpu", "cuda")
         if use:  # only 4-D weights change layout; MLPs are unaffected
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)

@@ -52,16 +52,20 @@ def test_compiled_training_matches_eager(make_cfg, tmp_path):
     assert not any("_orig_mod" in key for key in state)
 
 
-def test_channels_last_conv_nets_match_default_layout(make_cfg, tmp_path):
+def test_channels_last_is_the_cpu_default_and_matches_nchw(make_cfg, tmp_path):
     common = ("data=digits", "model=dcgan", "model.generator.width=8",
               "model.discriminator.width=8", "steps=1", "log_every=1")
-    default = train(make_cfg(*common, f"out_dir={tmp_path / 'nchw'}"))
-    nhwc = train(make_cfg(*common, "model.channels_last=true", f"out_dir={tmp_path / 'nhwc'}"))
+    nchw = train(make_cfg(*common, "model.channels_last=false", f"out_dir={tmp_path / 'nchw'}"))
+    default = train(make_cfg(*common, f"out_dir={tmp_path / 'default'}"))
     for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
-        assert_close(torch.tensor(nhwc[key]), torch.tensor(default[key]), rtol=1e-4,
+        assert_close(torch.tensor(default[key]), torch.tensor(nchw[key]), rtol=1e-4,
                      atol=1e-5, msg=key)
-    state = torch.load(tmp_path / "nhwc" / "checkpoints" / "last.ckpt",
-                       weights_only=True)["state_dict"]
-    weight = state["discriminator.features.2.weight"]  # (16, 8, 4, 4) second conv
-    assert weight.is_contiguous(memory_format=torch.channels_last)
-    assert not weight.is_contiguous()
+
+    def second_conv(run):
+        state = torch.load(tmp_path / run / "checkpoints" / "last.ckpt",
+                           weights_only=True)["state_dict"]
+        return state["discriminator.features.2.weight"]  # (16, 8, 4, 4)
+
+    assert second_conv("default").is_contiguous(memory_format=torch.channels_last)
+    assert not second_conv("default").is_contiguous()
+    assert second_conv("nchw").is_contiguous()
