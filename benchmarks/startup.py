@@ -7,6 +7,12 @@ Times are wall-clock from launching the process (``uv run``, as a user types it)
 the help text's end, and to the end of the first training step of ``uv run train.py``
 (the embedded default: ring, mlp, non-saturating), which is then stopped. Also lists
 which heavy optional packages each path has imported by then.
+
+``--floor N`` times N interleaved pairs of bare imports, with bytecode caches on: what the
+hand loop of ``benchmarks/hand_loop.py`` imports (torch, Hydra) against the same plus
+Lightning. Their difference is what any Lightning program pays before its first step
+beyond a plain-PyTorch one: a floor under ganzoo's launch time that ganzoo's own code
+cannot lower.
 """
 
 from __future__ import annotations
@@ -90,9 +96,26 @@ def import_costs(top: int) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
 
+def import_floor(repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times of ``python -c "import torch, hydra"`` and ``... hydra, lightning"``,
+    launched in alternating order."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    codes = ("import torch, hydra, omegaconf", "import hydra, omegaconf, torch, lightning")
+    times: tuple[list[float], list[float]] = ([], [])
+    for rep in range(-1, repeats):  # the first pair untimed: bytecode caches written
+        for i in ((0, 1) if rep % 2 == 0 else (1, 0)):
+            start = time.time()
+            subprocess.run([sys.executable, "-c", codes[i]], cwd=ROOT, env=env, check=True)
+            if rep >= 0:
+                times[i].append(time.time() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--floor", type=int, default=0,
+                        help="N interleaved pairs of bare imports: torch + Hydra, and + Lightning")
     parser.add_argument("--imports", type=int, default=12,
                         help="list the N costliest packages imported on the way to training")
     args = parser.parse_args()
@@ -102,6 +125,14 @@ def main() -> None:
         for package, seconds in costs:
             print(f"| {package} | {seconds:.3f} |")
         print()
+    if args.floor:
+        plain, with_lightning = import_floor(args.floor)
+        med = statistics.median
+        print("| imports (python -c) | median wall time (s) | runs |\n|---|---|---|")
+        for name, ts in (("torch, hydra (the hand loop's)", plain),
+                         ("hydra, torch, lightning", with_lightning)):
+            print(f"| {name} | {med(ts):.2f} | {', '.join(f'{t:.2f}' for t in ts)} |")
+        print(f"\nLightning's import: +{med(with_lightning) - med(plain):.2f} s (medians)\n")
     if not args.repeats:
         return
     helps, firsts, modules = [], [], []
