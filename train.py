@@ -231,6 +231,7 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     from ganzoo.console import one_line_errors
+    from ganzoo.ending import without_teardown
 
-    with one_line_errors():
+    with without_teardown(), one_line_errors():
         main()
