@@ -86,6 +86,11 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "pack2_fast_mixture": ("PacGAN2, 200 packs, Adam 2e-3, mixture prior (50 components)",
                            ["loss=nonsaturating", "model.pack=2", "data.batch_size=400",
                             "prior=mixture"]),
+    # The same with two timescales, a slower generator than critic (CPU_EXTRA: G 5e-4,
+    # D 4e-3): the sharpest grid probe of RESULTS.md "A latent mixture prior".
+    "pack2_ttur_mixture": ("PacGAN2, 200 packs, mixture prior (50 components), Adam G 5e-4 / "
+                           "D 4e-3", ["loss=nonsaturating", "model.pack=2",
+                                      "data.batch_size=400", "prior=mixture"]),
 }
 
 #: Published rows, 2,500 samples per evaluation: (modes, HQ %, reverse KL), each
@@ -131,7 +136,8 @@ RMSPROP_LOSSES = ("wasserstein",)
 FAST_ADAM_LR = ["optim.g.lr=2e-3", "optim.d.lr=2e-3"]  # the fast PacGAN2 rows
 CPU_EXTRA = {"wgan_gp": ["optim.g.lr=1e-3", "optim.d.lr=1e-3",
                          "optim.g.betas=[0.0,0.9]", "optim.d.betas=[0.0,0.9]"],
-             "pack2_fast": FAST_ADAM_LR, "pack2_fast_mixture": FAST_ADAM_LR}
+             "pack2_fast": FAST_ADAM_LR, "pack2_fast_mixture": FAST_ADAM_LR,
+             "pack2_ttur_mixture": ["optim.g.lr=5e-4", "optim.d.lr=4e-3"]}
 N_CRITIC = {"wgan_gp": 5}
 
 

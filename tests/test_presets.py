@@ -106,7 +106,8 @@ def _bench():
 
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
                                     "fgan_reverse_kl_saddle", "pack4", "ragan",
-                                    "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture"])
+                                    "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture",
+                                    "pack2_ttur_mixture"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -114,12 +115,14 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     k = 5 if config == "wgan_gp" else 1
     assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
     fast = config.startswith("pack2_fast")
+    wide = fast or config == "pack2_ttur_mixture"  # 200 packs of 2
     rate = 2e-3 if fast else 1e-3
-    assert cfg.optim.g.lr == cfg.optim.d.lr == rate and cfg.lr_decay == "linear"
+    rates = (5e-4, 4e-3) if config == "pack2_ttur_mixture" else (rate, rate)
+    assert (cfg.optim.g.lr, cfg.optim.d.lr) == rates and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
-    pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if fast else 1)
-    # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 row: 200).
-    packs = 200 if fast else 100
+    pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if wide else 1)
+    # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 rows: 200).
+    packs = 200 if wide else 100
     assert cfg.model.pack == pack and cfg.data.batch_size == packs * pack
     assert cfg.data.name == "grid"
     assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
