@@ -30,6 +30,7 @@ from hydra.utils import instantiate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import ganzoo  # noqa: E402, F401  (the config resolvers conf/ uses)
+from benchmarks.hand_loop import gradient_penalty  # noqa: E402  (the hand loop's own)
 
 
 def main() -> None:
@@ -55,10 +56,7 @@ def main() -> None:
         if args.gp:
             with torch.no_grad():
                 fake = G(z, *extra)
-            eps = torch.rand(n, 1, 1, 1)
-            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(x_hat, *extra).sum(), x_hat, create_graph=True)
-            penalty = 10 * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+            penalty = gradient_penalty(lambda x: D(x, *extra), real, fake, 10.0)
             (D(fake, *extra).mean() - D(real, *extra).mean() + penalty).backward()
             D.requires_grad_(False)
             (-D(G(torch.randn(n, latent), *extra), *extra).mean()).backward()

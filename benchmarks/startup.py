@@ -79,12 +79,17 @@ def time_first_step() -> tuple[float, list[str]]:
     return info["time"] - start, info["modules"]
 
 
+def cached_bytecode_env() -> dict:
+    """This environment with Python's bytecode caching on (as on a user's machine)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def import_costs(top: int) -> list[tuple[str, float]]:
     """Seconds of import per top-level package on the default run's path (``python -X
     importtime``: each module's own time, summed by package), largest first."""
     code = ("import train, ganzoo.gan, ganzoo.run, ganzoo.callbacks, ganzoo.loggers, "
             "ganzoo.eval.toy, ganzoo.data.toy")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = cached_bytecode_env()
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env,
                          check=True, capture_output=True, text=True).stderr
     totals: dict[str, float] = {}
@@ -99,7 +104,7 @@ def import_costs(top: int) -> list[tuple[str, float]]:
 def import_floor(repeats: int) -> tuple[list[float], list[float]]:
     """Wall times of ``python -c "import torch, hydra"`` and ``... hydra, lightning"``,
     launched in alternating order."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = cached_bytecode_env()
     codes = ("import torch, hydra, omegaconf", "import hydra, omegaconf, torch, lightning")
     times: tuple[list[float], list[float]] = ([], [])
     for rep in range(-1, repeats):  # the first pair untimed: bytecode caches written
