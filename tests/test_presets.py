@@ -107,17 +107,22 @@ def _bench():
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
                                     "fgan_reverse_kl_saddle", "pack4", "ragan",
                                     "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture",
-                                    "pack2_ttur_mixture"])
+                                    "pack2_ttur_mixture", "pack2_ttur_mixture_r1"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
     cfg = make_cfg(*overrides, fast=False)
     k = 5 if config == "wgan_gp" else 1
-    assert cfg.n_critic == k and cfg.steps == bench.CPU_STEPS // k and cfg.seed == 3
+    # WGAN-GP's k = 5 critic steps get steps / 5 generator steps (the same real batches);
+    # the R1 row's 2 critic steps keep the 4,000 generator steps (its label says so).
+    r1 = config == "pack2_ttur_mixture_r1"
+    assert cfg.n_critic == (2 if r1 else k) and cfg.steps == bench.CPU_STEPS // k
+    assert cfg.seed == 3
     fast = config.startswith("pack2_fast")
-    wide = fast or config == "pack2_ttur_mixture"  # 200 packs of 2
+    ttur = config.startswith("pack2_ttur_mixture")
+    wide = fast or ttur  # 200 packs of 2
     rate = 2e-3 if fast else 1e-3
-    rates = (5e-4, 4e-3) if config == "pack2_ttur_mixture" else (rate, rate)
+    rates = (5e-4, 4e-3) if ttur else (rate, rate)
     assert (cfg.optim.g.lr, cfg.optim.d.lr) == rates and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
     pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if wide else 1)
@@ -131,11 +136,15 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
         assert cfg.loss.generator == ("saddle" if config.endswith("saddle") else "practical")
     if config == "wgan_gp":
         assert cfg.penalty.weight == 0.1  # the toy MLP's lambda
-    # The mixture row's prior, narrowed for the toy MLPs (conf/tuning/prior/), seeded by the
+    if r1:
+        assert (cfg.penalty._target_, cfg.penalty.weight, cfg.penalty.every) == (
+            "ganzoo.penalties.R1", 0.1, 1)
+    # The mixture rows' prior, narrowed for the toy MLPs (conf/tuning/prior/), seeded by the
     # run; every other row keeps N(0, I).
-    assert cfg.prior._target_ == ("ganzoo.priors.GaussianMixture" if config.endswith("mixture")
+    mixture = "mixture" in config
+    assert cfg.prior._target_ == ("ganzoo.priors.GaussianMixture" if mixture
                                   else "ganzoo.priors.Gaussian")
-    if config.endswith("mixture"):
+    if mixture:
         assert (cfg.prior.components, cfg.prior.radius, cfg.prior.sigma, cfg.prior.seed) == (
             50, 4.0, 0.1, 3)
     if config == "ragan":
