@@ -107,7 +107,8 @@ def _bench():
 @pytest.mark.parametrize("config", ["nonsaturating", "wgan_gp", "fgan_reverse_kl",
                                     "fgan_reverse_kl_saddle", "pack4", "ragan",
                                     "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture",
-                                    "pack2_ttur_mixture", "pack2_ttur_mixture_r1"])
+                                    "pack2_ttur_mixture", "pack2_ttur_mixture_r1",
+                                    "pack2_ttur_mixture_r1_400"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -115,7 +116,7 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     k = 5 if config == "wgan_gp" else 1
     # WGAN-GP's k = 5 critic steps get steps / 5 generator steps (the same real batches);
     # the R1 row's 2 critic steps keep the 4,000 generator steps (its label says so).
-    r1 = config == "pack2_ttur_mixture_r1"
+    r1 = config.startswith("pack2_ttur_mixture_r1")
     assert cfg.n_critic == (2 if r1 else k) and cfg.steps == bench.CPU_STEPS // k
     assert cfg.seed == 3
     fast = config.startswith("pack2_fast")
@@ -126,8 +127,9 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     assert (cfg.optim.g.lr, cfg.optim.d.lr) == rates and cfg.lr_decay == "linear"
     assert list(cfg.optim.d.betas) == ([0.0, 0.9] if k == 5 else [0.5, 0.999])
     pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if wide else 1)
-    # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 rows: 200).
-    packs = 200 if wide else 100
+    # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 rows: 200; the last
+    # R1 row: 400).
+    packs = 400 if config.endswith("_400") else 200 if wide else 100
     assert cfg.model.pack == pack and cfg.data.batch_size == packs * pack
     assert cfg.data.name == "grid"
     assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
