@@ -102,7 +102,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                                "n_critic=2"]),
     # The same with 400 packs per batch (800 samples): the R1 row's weakest seed (3) went
     # from 78.2 to 90.8 % high quality (RESULTS.md "Four hundred packs"); twice the samples
-    # per critic and generator step, about 1.4 times the wall time.
+    # per critic and generator step, about 1.5 times the wall time.
     "pack2_ttur_mixture_r1_400": ("PacGAN2, 400 packs, mixture prior (50 components), Adam "
                                   "G 5e-4 / D 4e-3, R1 gamma 0.1, 2 critic steps (8,000 "
                                   "critic updates)",
