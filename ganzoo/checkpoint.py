@@ -111,6 +111,8 @@ def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
         return  # a checkpoint from before recipes were kept: the weights check is all
     if "prior" not in saved and "prior" in recipe:  # kept since priors could be chosen
         saved = {**saved, "prior": {"_target_": "ganzoo.priors.Gaussian"}}
+    if "topk" not in saved and "topk" in recipe:  # kept since top-k training could be chosen
+        saved = {**saved, "topk": {"keep": None, "warmup": 0}}
 
     def flat(node, other, prefix=""):
         # Leaves by dotted key, descending where the other side has a node too (a setting

@@ -53,6 +53,19 @@ def check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps
         raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
 
 
+def check_topk(keep, warmup, loss) -> None:
+    """topk.keep (the fraction of the generator's fakes its loss keeps, top-k training)
+    and topk.warmup (generator steps over which it falls there from 1)."""
+    if keep is None:
+        return
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+        raise ConfigError(f"topk.keep must be a number in (0, 1] or null, got {keep!r}")
+    require_int("topk.warmup", warmup, 0)
+    if getattr(loss, "needs_real_logits", False):
+        raise ConfigError(f"topk.keep={keep}: top-k training drops fakes from the generator's "
+                          f"loss, which {type(loss).__name__} pairs with real samples")
+
+
 def _check_int(cfg: DictConfig, key: str, minimum: int) -> None:
     value = _get(cfg, key)
     if value is not None:

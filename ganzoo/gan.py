@@ -39,6 +39,7 @@ from ganzoo.nets.layers import (
 )
 from ganzoo.nets.pack import Packed
 from ganzoo.penalties import Penalty
+from ganzoo.topk import TopK
 from ganzoo.updates import Updates, block_steps
 
 __all__ = ["GAN", "NonFiniteLossError"]
@@ -48,7 +49,7 @@ patch_lightning_pytree()
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
+class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
     """G, D, a loss, an optional penalty and evaluator, and the schedules that train them.
 
     ``pack`` > 1 wraps the critic for packs of that many samples (PacGAN; it must be
@@ -73,6 +74,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         augment: nn.Module | None = None,
         prior=None,
         n_critic: int = 1,
+        topk: float | None = None, topk_warmup: int = 0,  # top-k training, ganzoo.topk
         total_steps: int | None = None,
         log_every: int = 50,
         lr_decay: str = "none",
@@ -95,6 +97,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         self.automatic_optimization = False
         check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps, ema_decay,
                               ema_start, prior, block_steps)
+        self.set_topk(topk, topk_warmup, loss)
         if spectral_norm:
             spectral_normalize(discriminator)
         if pack > 1:
@@ -292,7 +295,7 @@ class GAN(Generation, Figures, ResumeState, Updates, L.LightningModule):
         else:
             real_logits_g, fake_logits_g = None, self.D(
                 fake_g if self.augment is None else self.augment(fake_g), y_g)
-        g_loss = self.loss.g_loss(real_logits_g, fake_logits_g)
+        g_loss = self.loss.g_loss(real_logits_g, self.top_k(fake_logits_g))
         if not self.guard.skip(g_loss, "train/g_loss", self.g_step + 1):
             self.step_player(opt_g, g_loss)
         self.set_trainable(d_params, True)
