@@ -109,6 +109,12 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                                   ["loss=nonsaturating", "model.pack=2",
                                    "data.batch_size=800", "prior=mixture", "penalty=r1",
                                    "penalty.weight=0.1", "n_critic=2"]),
+    "pack2_ttur_mixture_r1_800": ("PacGAN2, 800 packs, mixture prior (50 components), Adam "
+                                  "G 5e-4 / D 4e-3, R1 gamma 0.1, 2 critic steps (8,000 "
+                                  "critic updates)",
+                                  ["loss=nonsaturating", "model.pack=2",
+                                   "data.batch_size=1600", "prior=mixture", "penalty=r1",
+                                   "penalty.weight=0.1", "n_critic=2"]),
 }
 
 #: Published rows, 2,500 samples per evaluation: (modes, HQ %, reverse KL), each
@@ -157,7 +163,7 @@ CPU_EXTRA = {"wgan_gp": ["optim.g.lr=1e-3", "optim.d.lr=1e-3",
                          "optim.g.betas=[0.0,0.9]", "optim.d.betas=[0.0,0.9]"],
              "pack2_fast": FAST_ADAM_LR, "pack2_fast_mixture": FAST_ADAM_LR,
              "pack2_ttur_mixture": TTUR_ADAM_LR, "pack2_ttur_mixture_r1": TTUR_ADAM_LR,
-             "pack2_ttur_mixture_r1_400": TTUR_ADAM_LR}
+             "pack2_ttur_mixture_r1_400": TTUR_ADAM_LR, "pack2_ttur_mixture_r1_800": TTUR_ADAM_LR}
 N_CRITIC = {"wgan_gp": 5}
 
 
