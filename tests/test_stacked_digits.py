@@ -246,7 +246,9 @@ def test_benchmark_writes_the_tracked_results_only_when_asked(tmp_path):
     runs, out = bench.output_paths(parse([]), "t")
     assert runs == bench.ROOT / "outputs" / "stacked_digits" / "t" and out == runs / "RESULTS.md"
     assert bench.output_paths(parse(["--update-results"]), "t")[1] == bench.RECORD
-    assert parse([]).extra == "experiment=r3gan model.discriminator.norm=layer"
+    assert parse([]).extra == ("experiment=r3gan model.discriminator.norm=layer prior=mixture "
+                               "prior.components=1000")
+    assert (parse([]).steps, parse([]).extra_steps) == (4000, 8000)
     overrides = bench._overrides("extra", 1, 40, 2600, "loss=rpgan penalty=r1r2", tmp_path)
     assert overrides[:3] == ["data=stacked_digits", "loss=rpgan", "penalty=r1r2"]
     assert {"seed=1", "steps=40", "eval.n_samples=2600"} <= set(overrides)
@@ -281,4 +283,17 @@ def test_benchmark_refuses_a_runs_dir_of_another_step_budget(tmp_path, capsys):
                     "--runs-dir", str(tmp_path), "--out", "-"])
     assert exc.value.code == 2
     assert (f"error: --runs-dir: {run} holds a run of 4 generator steps, not 8; choose "
+            "another --runs-dir") in capsys.readouterr().err
+
+
+def test_the_extra_configuration_trains_its_own_steps(tmp_path, capsys):
+    bench = _bench()
+    run = tmp_path / "extra" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"status": "completed", "steps": 40}')
+    with pytest.raises(SystemExit) as exc:  # --steps is the other rows'; 30 are asked here
+        bench.main(["--configs", "extra", "--seeds", "0", "--steps", "40", "--extra-steps",
+                    "30", "--runs-dir", str(tmp_path), "--out", "-"])
+    assert exc.value.code == 2
+    assert (f"error: --runs-dir: {run} holds a run of 40 generator steps, not 30; choose "
             "another --runs-dir") in capsys.readouterr().err
