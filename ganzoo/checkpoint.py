@@ -104,15 +104,21 @@ def recipe_record(**settings) -> dict:
             if isinstance(v, (DictConfig, ListConfig)) else v for k, v in settings.items()}
 
 
+#: Settings added to the recipe after recipes were first kept, each with the one value
+#: every run had before it could be chosen.
+RECIPE_BEFORE = {
+    "prior": {"_target_": "ganzoo.priors.Gaussian"},  # since latent priors could be chosen
+    "topk": {"keep": None, "warmup": 0},  # since top-k training could be chosen
+}
+
+
 def check_recipe(ckpt: dict, recipe: dict, path: str | Path) -> None:
     """Refuse, in one line, resuming with other training settings than the checkpoint's."""
     saved = ckpt["ganzoo"].get("recipe")
     if not saved or not recipe:
         return  # a checkpoint from before recipes were kept: the weights check is all
-    if "prior" not in saved and "prior" in recipe:  # kept since priors could be chosen
-        saved = {**saved, "prior": {"_target_": "ganzoo.priors.Gaussian"}}
-    if "topk" not in saved and "topk" in recipe:  # kept since top-k training could be chosen
-        saved = {**saved, "topk": {"keep": None, "warmup": 0}}
+    # A checkpoint from before a setting could be chosen trained with its one value then.
+    saved = {**{k: v for k, v in RECIPE_BEFORE.items() if k in recipe}, **saved}
 
     def flat(node, other, prefix=""):
         # Leaves by dotted key, descending where the other side has a node too (a setting

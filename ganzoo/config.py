@@ -24,6 +24,11 @@ def _get(cfg: DictConfig, key: str):
     return node
 
 
+def is_number(value) -> bool:
+    """An int or float setting (a YAML true/false is a bool, which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def require_int(key: str, value, minimum: int) -> int:
     """``value`` as the integer >= minimum that config key ``key`` must be."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -47,9 +52,7 @@ def check_module_settings(latent_dim, n_critic, log_every, lr_decay, total_steps
         raise ConfigError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
     if lr_decay == "linear" and not total_steps:
         raise ConfigError("lr_decay=linear needs the run length (total_steps)")
-    if ema_decay is not None and (isinstance(ema_decay, bool)
-                                  or not isinstance(ema_decay, (int, float))
-                                  or not 0 < ema_decay < 1):
+    if ema_decay is not None and not (is_number(ema_decay) and 0 < ema_decay < 1):
         raise ConfigError(f"ema.decay must be a number in (0, 1) or null, got {ema_decay!r}")
 
 
@@ -58,7 +61,7 @@ def check_topk(keep, warmup, loss) -> None:
     and topk.warmup (generator steps over which it falls there from 1)."""
     if keep is None:
         return
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+    if not (is_number(keep) and 0 < keep <= 1):
         raise ConfigError(f"topk.keep must be a number in (0, 1] or null, got {keep!r}")
     require_int("topk.warmup", warmup, 0)
     if getattr(loss, "needs_real_logits", False):
@@ -140,6 +143,5 @@ def validate(cfg: DictConfig) -> None:
     _check_block_steps(cfg)
     for player in ("g", "d"):  # torch.optim reads them only once training has started
         lr = _get(cfg, f"optim.{player}.lr")
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
-                               or not lr > 0):
+        if lr is not None and not (is_number(lr) and lr > 0):
             raise ConfigError(f"optim.{player}.lr must be a positive number, got {lr!r}")
