@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--floor", type=int, default=0,
-                        help="N interleaved pairs of bare imports: the hand loop's, and + Lightning")
+                        help="N interleaved pairs of bare imports: the hand loop's, + Lightning")
     parser.add_argument("--imports", type=int, default=12,
                         help="list the N costliest packages imported on the way to training")
     args = parser.parse_args()
