@@ -115,6 +115,15 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                                   ["loss=nonsaturating", "model.pack=2",
                                    "data.batch_size=1600", "prior=mixture", "penalty=r1",
                                    "penalty.weight=0.1", "n_critic=2"]),
+    # The 400-pack R1 row with 8 latent dimensions instead of PacGAN's 2: the bridges
+    # between neighbouring modes are gone (RESULTS.md "Eight latent dimensions").
+    "pack2_ttur_mixture_r1_400_z8": ("PacGAN2, 400 packs, mixture prior (50 components) in 8 "
+                                     "latent dimensions, Adam G 5e-4 / D 4e-3, R1 gamma 0.1, "
+                                     "2 critic steps (8,000 critic updates)",
+                                     ["loss=nonsaturating", "model.pack=2",
+                                      "data.batch_size=800", "prior=mixture",
+                                      "model.latent_dim=8", "penalty=r1",
+                                      "penalty.weight=0.1", "n_critic=2"]),
 }
 
 #: Published rows, 2,500 samples per evaluation: (modes, HQ %, reverse KL), each
@@ -163,7 +172,8 @@ CPU_EXTRA = {"wgan_gp": ["optim.g.lr=1e-3", "optim.d.lr=1e-3",
                          "optim.g.betas=[0.0,0.9]", "optim.d.betas=[0.0,0.9]"],
              "pack2_fast": FAST_ADAM_LR, "pack2_fast_mixture": FAST_ADAM_LR,
              "pack2_ttur_mixture": TTUR_ADAM_LR, "pack2_ttur_mixture_r1": TTUR_ADAM_LR,
-             "pack2_ttur_mixture_r1_400": TTUR_ADAM_LR, "pack2_ttur_mixture_r1_800": TTUR_ADAM_LR}
+             "pack2_ttur_mixture_r1_400": TTUR_ADAM_LR, "pack2_ttur_mixture_r1_800": TTUR_ADAM_LR,
+             "pack2_ttur_mixture_r1_400_z8": TTUR_ADAM_LR}
 N_CRITIC = {"wgan_gp": 5}
 
 

@@ -108,7 +108,8 @@ def _bench():
                                     "fgan_reverse_kl_saddle", "pack4", "ragan",
                                     "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture",
                                     "pack2_ttur_mixture", "pack2_ttur_mixture_r1",
-                                    "pack2_ttur_mixture_r1_400", "pack2_ttur_mixture_r1_800"])
+                                    "pack2_ttur_mixture_r1_400", "pack2_ttur_mixture_r1_800",
+                                    "pack2_ttur_mixture_r1_400_z8"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -129,8 +130,12 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if wide else 1)
     # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 rows: 200; the last
     # R1 rows: 400 and 800).
-    packs = {"_400": 400, "_800": 800}.get(config[-4:], 200 if wide else 100)
+    packs = {"_400": 400, "_800": 800}.get(config.removesuffix("_z8")[-4:],
+                                           200 if wide else 100)
     assert cfg.model.pack == pack and cfg.data.batch_size == packs * pack
+    # The _z8 row: 8 latent dimensions instead of PacGAN's 2, in both networks' view.
+    latent = 8 if config.endswith("_z8") else 2
+    assert cfg.model.latent_dim == cfg.model.generator.latent_dim == latent
     assert cfg.data.name == "grid"
     assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
     if config.startswith("fgan"):
