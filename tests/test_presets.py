@@ -109,7 +109,8 @@ def _bench():
                                     "pack2_rpgan_r1r2", "pack2_fast", "pack2_fast_mixture",
                                     "pack2_ttur_mixture", "pack2_ttur_mixture_r1",
                                     "pack2_ttur_mixture_r1_400", "pack2_ttur_mixture_r1_800",
-                                    "pack2_ttur_mixture_r1_400_z8"])
+                                    "pack2_ttur_mixture_r1_400_z8",
+                                    "pack2_ttur_mixture_r1_400_z8_sigma05"])
 def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     bench = _bench()
     overrides = bench._overrides("grid", config, 3, "cpu", None, tmp_path)
@@ -130,11 +131,11 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     pack = {"pack4": 4, "pack2_rpgan_r1r2": 2}.get(config, 2 if wide else 1)
     # PacGAN's batches hold 100 packs of m samples (the fast PacGAN2 rows: 200; the last
     # R1 rows: 400 and 800).
-    packs = {"_400": 400, "_800": 800}.get(config.removesuffix("_z8")[-4:],
-                                           200 if wide else 100)
+    base, _, narrow = config.partition("_z8")  # the _z8 rows: 400 packs
+    packs = {"_400": 400, "_800": 800}.get(base[-4:], 200 if wide else 100)
     assert cfg.model.pack == pack and cfg.data.batch_size == packs * pack
-    # The _z8 row: 8 latent dimensions instead of PacGAN's 2, in both networks' view.
-    latent = 8 if config.endswith("_z8") else 2
+    # The _z8 rows: 8 latent dimensions instead of PacGAN's 2, in both networks' view.
+    latent = 8 if "_z8" in config else 2
     assert cfg.model.latent_dim == cfg.model.generator.latent_dim == latent
     assert cfg.data.name == "grid"
     assert cfg.threads == torch.get_num_threads()  # the worker's count, not threads=auto
@@ -152,8 +153,10 @@ def test_benchmark_cpu_budget_composes(make_cfg, tmp_path, config):
     assert cfg.prior._target_ == ("ganzoo.priors.GaussianMixture" if mixture
                                   else "ganzoo.priors.Gaussian")
     if mixture:
+        # The _sigma05 row: components half as wide.
+        sigma = 0.05 if narrow == "_sigma05" else 0.1
         assert (cfg.prior.components, cfg.prior.radius, cfg.prior.sigma, cfg.prior.seed) == (
-            50, 4.0, 0.1, 3)
+            50, 4.0, sigma, 3)
     if config == "ragan":
         assert cfg.loss._target_ == "ganzoo.losses.RelativisticAverage" and cfg.penalty is None
     if config == "pack2_rpgan_r1r2":
