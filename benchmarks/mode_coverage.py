@@ -182,11 +182,9 @@ FAST_ADAM_LR = ["optim.g.lr=2e-3", "optim.d.lr=2e-3"]  # the fast PacGAN2 rows
 TTUR_ADAM_LR = ["optim.g.lr=5e-4", "optim.d.lr=4e-3"]  # two timescales: a faster critic
 CPU_EXTRA = {"wgan_gp": ["optim.g.lr=1e-3", "optim.d.lr=1e-3",
                          "optim.g.betas=[0.0,0.9]", "optim.d.betas=[0.0,0.9]"],
-             "pack2_fast": FAST_ADAM_LR, "pack2_fast_mixture": FAST_ADAM_LR,
-             "pack2_ttur_mixture": TTUR_ADAM_LR, "pack2_ttur_mixture_r1": TTUR_ADAM_LR,
-             "pack2_ttur_mixture_r1_400": TTUR_ADAM_LR, "pack2_ttur_mixture_r1_800": TTUR_ADAM_LR,
-             "pack2_ttur_mixture_r1_400_z8": TTUR_ADAM_LR,
-             "pack2_ttur_mixture_r1_400_z8_sigma05": TTUR_ADAM_LR}
+             # every row named pack2_fast* / pack2_ttur* (their labels name the rates)
+             **{name: FAST_ADAM_LR for name in CONFIGS if name.startswith("pack2_fast")},
+             **{name: TTUR_ADAM_LR for name in CONFIGS if name.startswith("pack2_ttur")}}
 N_CRITIC = {"wgan_gp": 5}
 
 
