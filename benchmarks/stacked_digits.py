@@ -65,8 +65,8 @@ STEPS = 4000  # generator steps of a k = 1 run; k = 5 (WGAN-GP): a fifth, the sa
 #: penalty applied lazily (every 4th critic step, weight x 4: 0.6 of the step's time at
 #: the same quality) and constant learning rates (the linear decay to zero left the
 #: digits' class shares more uneven), trained for EXTRA_STEPS generator steps, three times
-#: the other rows' and at the issue's 20 minutes a run on 2 cores (seed 0 alone: 1,194 s
-#: and 1,238 s on two days' hosts).
+#: the other rows' and at the issue's 20 minutes a run on 2 cores (seed 0 alone: 1,238 s;
+#: the same step with the decaying rate, on another day's host: 1,194 s).
 EXTRA = ("experiment=r3gan model.discriminator.norm=layer prior=mixture prior.components=1000"
          " penalty.every=4 lr_decay=none")
 EXTRA_STEPS = 12000
