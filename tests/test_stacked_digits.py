@@ -247,7 +247,8 @@ def test_benchmark_writes_the_tracked_results_only_when_asked(tmp_path):
     assert runs == bench.ROOT / "outputs" / "stacked_digits" / "t" and out == runs / "RESULTS.md"
     assert bench.output_paths(parse(["--update-results"]), "t")[1] == bench.RECORD
     assert parse([]).extra == ("experiment=r3gan model.discriminator.norm=layer prior=mixture "
-                               "prior.components=1000 penalty.every=4 lr_decay=none")
+                               "prior.components=1000 penalty.every=4 lr_decay=none "
+                               "optim.d.lr=8e-4 ema.decay=0.998")
     assert (parse([]).steps, parse([]).extra_steps) == (4000, 12000)
     overrides = bench._overrides("extra", 1, 40, 2600, "loss=rpgan penalty=r1r2", tmp_path)
     assert overrides[:3] == ["data=stacked_digits", "loss=rpgan", "penalty=r1r2"]
