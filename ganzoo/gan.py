@@ -235,6 +235,17 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
             return logits[:n_real], logits[n_real:]
         return self.D(real, y_real), self.D(fake, y_fake)
 
+    def critic_for_generator(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
+                             y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Critic logits for a relativistic generator update: on the real batch without a
+        graph (a constant to the generator), on the fake batch with one, so the backward
+        pass runs through the critic for the fake half only."""
+        if self.augment is not None:  # one distribution of T for real and fake
+            real, fake = self.augment(real), self.augment(fake)
+        with torch.no_grad():
+            real_logits = self.D(real, y_real)
+        return real_logits, self.D(fake, y_fake)
+
     # --- one step -----------------------------------------------------------------------
 
     def _penalty(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor | None:
@@ -290,8 +301,7 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
             z, y_g = self.training_noise(n)
             fake_g = self._G(z, y_g)
         if self.loss.needs_real_logits:  # relativistic: the current critic on this real batch
-            real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g)
-            real_logits_g = real_logits_g.detach()
+            real_logits_g, fake_logits_g = self.critic_for_generator(real, fake_g, y_real, y_g)
         else:
             real_logits_g, fake_logits_g = None, self.D(
                 fake_g if self.augment is None else self.augment(fake_g), y_g)

@@ -85,3 +85,33 @@ def test_the_r3gan_experiment_is_rpgan_with_r1_and_r2(make_cfg):
     assert cfg.loss._target_ == "ganzoo.losses.RelativisticPairing"
     penalty = hydra.utils.instantiate(cfg.penalty)
     assert type(penalty) is R1R2 and penalty.weight == 0.1
+
+
+def test_generator_update_reads_the_real_logits_as_constants():
+    """The relativistic generator step: the critic's logits on the real batch carry no
+    graph (the backward pass runs through the critic for the fakes only), and the
+    generator's gradient is the one of the single pass over [real; fake]."""
+    from torch import nn
+
+    from ganzoo.gan import GAN
+
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(2, 8), nn.LayerNorm(8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+    module = GAN(nn.Linear(2, 2), D, RelativisticPairing(), torch.optim.Adam, torch.optim.Adam,
+                 latent_dim=2)
+    assert module.fuse_critic_pass
+    real, z = torch.randn(6, 2), torch.randn(6, 2)
+
+    fake = module.generator(z)
+    real_logits, fake_logits = module.critic_for_generator(real, fake)
+    assert not real_logits.requires_grad and fake_logits.requires_grad
+    module.loss.g_loss(real_logits, fake_logits).backward()
+    got = [p.grad.clone() for p in module.generator.parameters()]
+
+    module.generator.zero_grad()
+    module.discriminator.zero_grad()
+    r, f = module.critic(real, module.generator(z))  # one pass over [real; fake]
+    module.loss.g_loss(r.detach(), f).backward()
+    for g, p in zip(got, module.generator.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad)
+    torch.testing.assert_close(real_logits, r.detach())
