@@ -281,10 +281,12 @@ def finished_row(out_dir: Path, row: dict, steps: int | None, metrics: tuple[str
     if record.get("status") != "completed" or record.get("steps") != steps:
         return None
     # metrics.json writes a non-finite figure as null; of these figures only a reverse KL
-    # can be one (inf: no sample counted), as the table reads it.
+    # can be one (inf: no sample counted), as the table reads it. A figure the run did not
+    # log at all (one added to ganzoo after the run) is None.
     return {**row, "status": "completed", "steps": steps, "time_s": record["wall_time_s"],
             "reused": True,
-            **{k: math.inf if record[k] is None else record[k] for k in metrics}}
+            **{k: None if k not in record else math.inf if record[k] is None else record[k]
+               for k in metrics}}
 
 
 def train_row(overrides: list[str], out_dir: Path, row: dict, metrics: tuple[str, ...]

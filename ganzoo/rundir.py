@@ -92,6 +92,8 @@ def summary(cfg: DictConfig, metrics: dict, out: Path, n_modes: int | None,
         if "eval/confident" in metrics:  # stacked digits: channels read with confidence
             rows.append(("confident", f"{metrics['eval/confident']:.1f} % of channels"))
         rows.append(("reverse KL", f"{metrics['eval/reverse_kl']:.4f}"))
+        if "eval/class_kl" in metrics:  # stacked digits: its class-share part
+            rows.append(("class-share KL", f"{metrics['eval/class_kl']:.4f}"))
     if "eval/fid" in metrics:
         rows.append(("FID", f"{metrics['eval/fid']:.2f}"))
     if "eval/kid" in metrics:

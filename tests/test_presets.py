@@ -251,7 +251,11 @@ def test_benchmark_reads_back_a_finished_run_and_retrains_anything_else(tmp_path
     # A reverse KL of inf (no high-quality sample) is null in metrics.json: read as inf.
     (tmp_path / "metrics.json").write_text(json.dumps({**record, "eval/reverse_kl": None}))
     assert bench.finished_row(tmp_path, row, 4000, bench.METRICS)["eval/reverse_kl"] == math.inf
+    # A figure the run never logged (a key added to ganzoo after it ran) is None.
     (tmp_path / "metrics.json").write_text(json.dumps(record))
+    assert bench.finished_row(tmp_path, row, 4000, ("eval/modes", "eval/class_kl")) == {
+        **row, "status": "completed", "steps": 4000, "time_s": 91.0, "reused": True,
+        "eval/modes": 7.0, "eval/class_kl": None}
     # Another step budget, or a run that did not complete, is trained again.
     assert bench.finished_row(tmp_path, row, 8000, bench.METRICS) is None
     (tmp_path / "metrics.json").write_text(json.dumps({**record, "status": "diverged"}))

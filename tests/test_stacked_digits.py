@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ganzoo.data.stacked import StackedDigits
 from ganzoo.metrics import digits as digits_clf
-from ganzoo.metrics.stacked import stacked_metrics, triples
+from ganzoo.metrics.stacked import class_kl, mode_counts, stacked_metrics, triples
 from train import train
 
 from .conftest import refusal
@@ -51,6 +51,26 @@ def test_one_triple_repeated_is_one_mode_at_log_1000():
     assert figures["eval/confident"] == 0.0  # top class at 0.6 < 0.9
     assert stacked_metrics(_one_hot_triples(torch.full((5,), 7), p=0.6),
                            confidence=0.5)["eval/confident"] == 100.0
+
+
+def test_class_kl_is_the_channels_share_of_the_reverse_kl():
+    # Every triple once: even shares on every channel.
+    assert class_kl(mode_counts(torch.arange(1000))) == 0.0
+    # One triple: each channel all on one digit, log 10 each, the whole log 1000.
+    one = stacked_metrics(_one_hot_triples(torch.full((50,), 374)))
+    torch.testing.assert_close(one["eval/class_kl"], 3 * math.log(10))
+    torch.testing.assert_close(one["eval/class_kl"], one["eval/reverse_kl"])
+    # (a, a, a) for every digit: even shares, all of the KL is the channels' dependence.
+    diagonal = stacked_metrics(_one_hot_triples(torch.arange(10) * 111))
+    torch.testing.assert_close(diagonal["eval/class_kl"], 0.0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(diagonal["eval/reverse_kl"], math.log(100))
+    # Independent channels, a in {0, 0, 1}, b = 5, c any digit: no dependence, so the
+    # reverse KL is the class KL, the sum of the channels' own KLs.
+    modes = torch.tensor([100 * a + 50 + c for a in (0, 0, 1) for c in range(10)])
+    figures = stacked_metrics(_one_hot_triples(modes))
+    expected = 2 / 3 * math.log(20 / 3) + 1 / 3 * math.log(10 / 3) + math.log(10) + 0.0
+    torch.testing.assert_close(figures["eval/class_kl"], expected)
+    torch.testing.assert_close(figures["eval/reverse_kl"], expected)
 
 
 def test_two_modes_in_equal_shares():
@@ -152,7 +172,7 @@ def test_the_classifier_is_cached_and_read_back(tmp_path, monkeypatch):
         digits_clf.load_classifier(tmp_path, epochs=2)
 
 
-def test_a_short_run_logs_the_protocol_and_draws_samples(make_cfg, tmp_path):
+def test_a_short_run_logs_the_protocol_and_draws_samples(make_cfg, tmp_path, capsys):
     cfg = make_cfg("data=stacked_digits", *TINY, "steps=5", "eval_every=5",
                    f"eval.cache_dir={tmp_path / 'cache'}")
     assert cfg.data.shape == [3, 16, 16] and not cfg.model.conditional
@@ -160,13 +180,17 @@ def test_a_short_run_logs_the_protocol_and_draws_samples(make_cfg, tmp_path):
     metrics = train(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["status"] == "completed" and written["steps"] == 5
-    for key in ("eval/modes", "eval/reverse_kl", "eval/confident"):
+    for key in ("eval/modes", "eval/reverse_kl", "eval/class_kl", "eval/confident"):
         assert written[key] == pytest.approx(metrics[key])
     assert 1 <= written["eval/modes"] <= 300 and 0 <= written["eval/reverse_kl"] <= math.log(1000)
+    # The channels' dependence, the rest of the reverse KL, is a KL: never negative.
+    assert 0 <= written["eval/class_kl"] <= written["eval/reverse_kl"] + 1e-12
+    (line,) = [li for li in capsys.readouterr().out.splitlines() if "class-share KL" in li]
+    assert line.split()[-1] == f"{written['eval/class_kl']:.4f}"
     assert written["eval/protocol"]["n_fake"] == 300
     assert 0.5 < written["eval/protocol"]["classifier_accuracy"] < 1
     header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"eval/modes", "eval/reverse_kl", "eval/confident"} <= set(header)
+    assert {"eval/modes", "eval/reverse_kl", "eval/class_kl", "eval/confident"} <= set(header)
     assert (tmp_path / "samples.png").stat().st_size > 0
 
 
@@ -227,14 +251,26 @@ def test_benchmark_table_keeps_diverged_runs_as_rows():
             {"config": "wgan_gp", "seed": 0, "status": "diverged", "steps": 300,
              "time_s": 60.0, "reason": "train/d_loss became nan or inf",
              "eval/modes": None, "eval/reverse_kl": None, "eval/confident": None}]
-    real = {"eval/modes": 1000.0, "eval/reverse_kl": 0.019, "eval/confident": 98.8}
+    real = {"eval/modes": 1000.0, "eval/reverse_kl": 0.019, "eval/confident": 98.8,
+            "eval/class_kl": 0.0004}
     table = bench.table(rows, ["pack2", "wgan_gp", "extra"], "loss=rpgan", real, 26000)
-    assert ("| PacDCGAN2 (non-saturating) | 2 | 4000 | 999.0 ± 1.4 | 0.030 ± 0.014 | "
+    # Runs without eval/class_kl (from before the key) leave the column "–".
+    assert ("| PacDCGAN2 (non-saturating) | 2 | 4000 | 999.0 ± 1.4 | 0.030 ± 0.014 | – | "
             "85.0 ± 7.1 | 600 |") in table
-    assert "| DCGAN, WGAN-GP | 0 + 1 diverged | | – | – | – | |" in table
+    assert "| DCGAN, WGAN-GP | 0 + 1 diverged | | – | – | – | – | |" in table
     assert "extra" not in table.split("real stacked")[0]  # no runs, no row
-    assert "| *real stacked digits, 26000 samples* | | | 1000 | 0.019 | 98.8 | |" in table
+    assert ("| *real stacked digits, 26000 samples* | | | 1000 | 0.019 | 0.000 | 98.8 | |"
+            in table)
     assert "| *PacDCGAN2 (Lin et al. 2018), Stacked MNIST* | | | 1000.0 ± 0.0 |" in table
+    with_shares = [{**rows[0], "eval/class_kl": 0.01}, {**rows[1], "eval/class_kl": 0.02}]
+    assert ("| PacDCGAN2 (non-saturating) | 2 | 4000 | 999.0 ± 1.4 | 0.030 ± 0.014 | "
+            "0.015 ± 0.007 | 85.0 ± 7.1 | 600 |") in bench.table(
+                with_shares, ["pack2"], "loss=rpgan", real, 26000)
+    assert bench._describe(rows[0]) == (
+        "  pack2          seed 0  modes 1000  rKL 0.020  confident 90.0%  (600 s)")
+    assert bench._describe(with_shares[0]) == (
+        "  pack2          seed 0  modes 1000  rKL 0.020  class KL 0.010  confident 90.0%  "
+        "(600 s)")
     checks = bench.targets(rows, ["pack2", "wgan_gp"])
     assert [c.endswith("NOT met") for c in checks] == [True, True]
     assert bench.targets(rows[:1], ["pack2"])[0].endswith(": met")

@@ -3,7 +3,8 @@
 ``n_samples`` generated samples (26,000 as in Srivastava et al. 2017 and Lin et al. 2018)
 from fixed noise, each channel classified by the cached digits classifier
 (``ganzoo.metrics.digits``), scored by ``ganzoo.metrics.stacked``: ``eval/modes`` (of
-1000), ``eval/reverse_kl`` and ``eval/confident``. The picture is an 8x8 grid of samples,
+1000), ``eval/reverse_kl``, ``eval/class_kl`` (the part of it from the channels' class
+shares) and ``eval/confident``. The picture is an 8x8 grid of samples,
 each tile named by the triple the classifier reads in it.
 """
 
@@ -19,7 +20,8 @@ from ganzoo.metrics.stacked import N_MODES, stacked_metrics, triples
 
 
 class StackedEvaluator:
-    """Mode count, reverse KL and confident share of the EMA generator's samples."""
+    """Mode count, reverse KL (and its class-share part) and confident share of the EMA
+    generator's samples."""
 
     n_modes = N_MODES
 

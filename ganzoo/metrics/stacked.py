@@ -7,6 +7,16 @@ samples; *reverse KL* is KL(q || uniform) = sum_i q_i log(q_i * 1000) for q the 
 histogram (log 1000 = 6.91 when every sample is one triple, 0 when all are equally
 frequent); *confident* is the % of channels whose top class has probability >= the
 confidence threshold (0.9), a check that the samples are digits at all.
+
+*class KL* splits the reverse KL. For the histogram q of triples with channel marginals
+q_1, q_2, q_3 (the classes' shares in each channel), exactly
+
+    KL(q || uniform_1000) = sum_k KL(q_k || uniform_10) + KL(q || q_1 q_2 q_3),
+
+the channels' uneven class shares plus their dependence (which also holds the
+finite-sample floor: about 0.019 at 26,000 samples of an even, independent generator).
+``eval/class_kl`` is the first term: what a generator that over- or under-draws some
+digits loses, whatever it does with their combinations.
 """
 
 from __future__ import annotations
@@ -34,13 +44,22 @@ def mode_counts(modes: Tensor) -> Tensor:
 
 
 def stacked_metrics(probs: Tensor, confidence: float = 0.9) -> dict[str, float]:
-    """eval/modes, eval/reverse_kl and eval/confident (%) of channel probabilities
-    (N, 3, 10)."""
+    """eval/modes, eval/reverse_kl, eval/class_kl and eval/confident (%) of channel
+    probabilities (N, 3, 10)."""
     counts = mode_counts(triples(probs))
     confident = (probs.max(dim=2).values >= confidence).double().mean()
     return {
         "eval/modes": float((counts > 0).sum()),
         "eval/reverse_kl": kl_to_uniform(counts),
+        "eval/class_kl": class_kl(counts),
         "eval/confident": 100.0 * float(confident),
     }
+
+
+def class_kl(counts: Tensor) -> float:
+    """sum over the three channels of KL(channel's class shares || uniform over 10) of
+    the triples' histogram ``counts`` (1000,): the part of the reverse KL that uneven
+    class shares explain (module docstring)."""
+    cube = torch.as_tensor(counts, dtype=torch.float64).reshape(10, 10, 10)  # [a, b, c]
+    return sum(kl_to_uniform(cube.sum(dim=other)) for other in ((1, 2), (0, 2), (0, 1)))
 
