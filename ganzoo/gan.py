@@ -32,11 +32,7 @@ from ganzoo.figures import Figures
 from ganzoo.generation import Generation
 from ganzoo.guard import NonFiniteGuard, NonFiniteLossError
 from ganzoo.losses.base import GANLoss, at_least_fp32
-from ganzoo.nets.layers import (
-    check_models,
-    has_batch_statistics,
-    spectral_normalize,
-)
+from ganzoo.nets.layers import check_models, has_batch_statistics, spectral_normalize
 from ganzoo.nets.pack import Packed
 from ganzoo.penalties import Penalty
 from ganzoo.topk import TopK
@@ -223,10 +219,16 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
         return (critic if labels is None else (lambda x: critic(x, labels))), list(samples)
 
     def critic(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
-               y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Critic logits on real and fake, in one pass where that is exact."""
+               y_fake: Tensor | None = None, real_graph: bool = True) -> tuple[Tensor, Tensor]:
+        """Critic logits on real and fake, in one pass where that is exact; real_graph=False
+        (a relativistic generator step) reads the real batch without a graph, so the backward
+        pass runs through the critic for the fakes only."""
         if self.augment is not None:  # one distribution of T for real and fake
             real, fake = self.augment(real), self.augment(fake)
+        if not real_graph:
+            with torch.no_grad():
+                real_logits = self.D(real, y_real)
+            return real_logits, self.D(fake, y_fake)
         if self.fuse_critic_pass:
             y = None if y_real is None else torch.cat([y_real, y_fake])
             logits = self.D(torch.cat([real, fake]), y)
@@ -234,17 +236,6 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
             n_real = logits.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
             return logits[:n_real], logits[n_real:]
         return self.D(real, y_real), self.D(fake, y_fake)
-
-    def critic_for_generator(self, real: Tensor, fake: Tensor, y_real: Tensor | None = None,
-                             y_fake: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Critic logits for a relativistic generator update: on the real batch without a
-        graph (a constant to the generator), on the fake batch with one, so the backward
-        pass runs through the critic for the fake half only."""
-        if self.augment is not None:  # one distribution of T for real and fake
-            real, fake = self.augment(real), self.augment(fake)
-        with torch.no_grad():
-            real_logits = self.D(real, y_real)
-        return real_logits, self.D(fake, y_fake)
 
     # --- one step -----------------------------------------------------------------------
 
@@ -295,13 +286,12 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
 
         # Generator update; the critic is frozen.
         self.set_trainable(d_params, False)
-        if reuse:
-            y_g = y_fake
-        else:
+        y_g = y_fake
+        if not reuse:  # a fresh fake batch of its own
             z, y_g = self.training_noise(n)
             fake_g = self._G(z, y_g)
         if self.loss.needs_real_logits:  # relativistic: the current critic on this real batch
-            real_logits_g, fake_logits_g = self.critic_for_generator(real, fake_g, y_real, y_g)
+            real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g, False)
         else:
             real_logits_g, fake_logits_g = None, self.D(
                 fake_g if self.augment is None else self.augment(fake_g), y_g)
