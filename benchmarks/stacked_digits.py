@@ -187,11 +187,9 @@ def table(results: list[dict], configs: list[str], extra: str, real: dict,
         t = statistics.fmean(r["time_s"] for r in rows)
         lines.append(f"| {_label(config, extra)} | {seeds} | {steps} | {_fmt(*modes, 1)} | "
                      f"{_fmt(*kl, 3)} | {class_kl} | {_fmt(*conf, 1)} | {t:.0f} |")
-    real_class_kl = real.get("eval/class_kl")
     lines.append(f"| *real stacked digits, {samples} samples* | | | "
                  f"{real['eval/modes']:.0f} | {real['eval/reverse_kl']:.3f} | "
-                 f"{'–' if real_class_kl is None else f'{real_class_kl:.3f}'} | "
-                 f"{real['eval/confident']:.1f} | |")
+                 f"{real['eval/class_kl']:.3f} | {real['eval/confident']:.1f} | |")
     for label, modes, kl in PUBLISHED:
         lines.append(f"| *{label}, Stacked MNIST* | | | {modes} | {kl} | | | |")
     return "\n".join(lines)

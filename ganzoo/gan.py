@@ -291,7 +291,7 @@ class GAN(Generation, Figures, ResumeState, TopK, Updates, L.LightningModule):
             z, y_g = self.training_noise(n)
             fake_g = self._G(z, y_g)
         if self.loss.needs_real_logits:  # relativistic: the current critic on this real batch
-            real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g, False)
+            real_logits_g, fake_logits_g = self.critic(real, fake_g, y_real, y_g, real_graph=False)
         else:
             real_logits_g, fake_logits_g = None, self.D(
                 fake_g if self.augment is None else self.augment(fake_g), y_g)

@@ -62,4 +62,3 @@ def class_kl(counts: Tensor) -> float:
     class shares explain (module docstring)."""
     cube = torch.as_tensor(counts, dtype=torch.float64).reshape(10, 10, 10)  # [a, b, c]
     return sum(kl_to_uniform(cube.sum(dim=other)) for other in ((1, 2), (0, 2), (0, 1)))
-
